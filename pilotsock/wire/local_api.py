@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Local API framing between a client process and its daemon: ``[u32 BE length][msgpack map]``.
+
+Where it sits: ring 1. Client socket layer <-> control connection (AF_UNIX stream, 0600) <-> the
+daemon's local API server. File descriptors travel beside a frame with SCM_RIGHTS; a frame that
+carries one says so with ``"fd": 1`` so a reader can pair frames and descriptors in order.
+
+Requests carry ``"op"``; replies carry ``"ok"`` and, on failure, ``"code"`` (an
+``errors.ErrorCode``) and ``"detail"``; unsolicited pushes (accepted connections) carry ``"ev"``.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Any
+
+import msgpack
+
+from pilotsock.errors import ErrorCode, MalformedFrame
+
+MAX_FRAME_BYTES = 64 * 1024
+LENGTH_PREFIX = struct.Struct(">I")
+
+
+class Op(str, enum.Enum):
+    INFO = "info"
+    BIND = "bind"
+    LISTEN = "listen"
+    CONNECT = "connect"
+    RESOLVE_HOSTNAME = "resolve_hostname"
+    STATS = "stats"
+
+
+class Event(str, enum.Enum):
+    ACCEPT = "accept"
+
+
+def encode_frame(message: dict[str, Any]) -> bytes:
+    """Frame one map. Raises ``ValueError`` if the encoded body exceeds the limit."""
+    body = msgpack.packb(message, use_bin_type=True)
+    if len(body) > MAX_FRAME_BYTES:
+        raise ValueError(f"local API frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
+    return LENGTH_PREFIX.pack(len(body)) + body
+
+
+def decode_body(body: bytes | memoryview) -> dict[str, Any]:
+    """Decode one frame body. Raises only ``MalformedFrame``."""
+    try:
+        value = msgpack.unpackb(bytes(body), raw=False, strict_map_key=True, max_buffer_size=MAX_FRAME_BYTES)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise MalformedFrame("local_api.bad_msgpack") from exc
+    if not isinstance(value, dict):
+        raise MalformedFrame("local_api.not_map")
+    return value
+
+
+class FrameDecoder:
+    """Incremental decoder; feed any chunking. A ``MalformedFrame`` means: close the channel."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes | memoryview) -> list[dict[str, Any]]:
+        self._buffer += data
+        frames = []
+        while len(self._buffer) >= 4:
+            (length,) = LENGTH_PREFIX.unpack_from(self._buffer, 0)
+            if length > MAX_FRAME_BYTES:
+                raise MalformedFrame("local_api.too_long")
+            if len(self._buffer) < 4 + length:
+                break
+            body = bytes(self._buffer[4:4 + length])
+            del self._buffer[:4 + length]
+            frames.append(decode_body(body))
+        return frames
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buffer)
+
+
+def ok_reply(**fields: Any) -> dict[str, Any]:
+    return {"ok": True, **fields}
+
+
+def error_reply(code: ErrorCode, detail: str = "") -> dict[str, Any]:
+    return {"ok": False, "code": int(code), "detail": detail}
