@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: Apache-2.0
+"""All tunables in one place: frozen dataclasses, each default citing its source.
+
+Where it sits: ring 0. Machines receive the part they need through their constructor; the
+daemon's composition root builds :class:`DaemonConfig` from the command line and environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KIB = 1024
+MIB = 1024 * 1024
+WINDOW_UNIT_BYTES = 4096  # wire.md §4: the window field counts 4096-byte units
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """Stream transport constants (transport.md §14, "Project default" column)."""
+
+    mss: int = 1400  # D01 §13; fits a 1500-byte MTU with the 70-byte PILS overhead
+    receive_buffer_bytes: int = 2 * MIB  # 512 units; must fit SO_RCVBUF (performance.md §2)
+    send_buffer_bytes: int = 4 * MIB  # unsent + unacknowledged bytes the daemon holds per stream
+    initial_cwnd_segments: int = 10  # IW10
+    max_cwnd_bytes: int = 8 * MIB  # Go caps at 1 MiB; 8 MiB fills a 100 ms path
+    congestion_control: str = "newreno"
+    rto_initial: float = 1.0  # RFC 6298
+    rto_min: float = 0.2
+    rto_max: float = 10.0
+    clock_granularity: float = 0.010
+    max_transmissions: int = 8  # first send counts; then RST and ETIMEDOUT
+    syn_retry_schedule: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 8.0, 8.0)  # Go: 7 SYNs
+    delayed_ack_timeout: float = 0.040
+    delayed_ack_segments: int = 2
+    nagle_timeout: float = 0.040
+    keepalive_interval: float = 30.0  # Go closes a connection idle for 120 s
+    idle_timeout: float = 120.0
+    time_wait_seconds: float = 10.0
+    duplicate_ack_threshold: int = 3
+    fin_gap_rto_multiplier: float = 2.0  # transport.md §6: EOF held at most 2 x RTO for a gap
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.mss <= 65535 - 100:
+            raise ValueError(f"mss {self.mss} out of range")
+        if self.receive_buffer_bytes < WINDOW_UNIT_BYTES:
+            raise ValueError("receive buffer must hold at least one window unit")
+
+
+@dataclass(frozen=True)
+class AdmissionConfig:
+    """SYN limits, caps and backlog (transport.md §12)."""
+
+    syn_rate_global: float = 100.0  # Go -syn-rate-limit
+    syn_rate_per_source: float = 10.0
+    syn_burst_per_source: int = 64  # Go 1.18
+    syn_sources_max: int = 4096
+    exempt_same_node: bool = True  # the stdlib suites make hundreds of local connects
+    max_connections_per_port: int = 1024
+    max_connections_total: int = 4096
+    default_backlog: int = 64
+    max_backlog: int = 4096
+
+
+@dataclass(frozen=True)
+class TunnelConfig:
+    """Tunnel sessions (wire.md §6–§8)."""
+
+    encrypt: bool = True  # no plaintext ever unless explicitly switched off
+    pending_packets_per_peer: int = 64
+    pending_peers_max: int = 256
+    replay_window: int = 256
+    key_exchange_retry_interval: float = 1.0
+    recovery_kx_interval: float = 60.0
+    decrypt_failures_before_rekey: int = 5
+    identity_cache_seconds: float = 300.0
+
+
+def default_home() -> Path:
+    """The per-user daemon home: ``$PILOTSOCK_HOME`` or ``~/.pilotsock``."""
+    explicit = os.environ.get("PILOTSOCK_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path.home() / ".pilotsock"
+
+
+def local_registry_dir() -> Path:
+    """Where the per-user local registry lives (shared by all of the user's daemons)."""
+    explicit = os.environ.get("PILOTSOCK_LOCAL_REGISTRY_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path.home() / ".pilotsock-registry"
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Everything the daemon needs; built by ``pilotsock.daemon.__main__``."""
+
+    home: Path = field(default_factory=default_home)
+    registry: str | None = None  # "host:port"; None = the per-user local registry
+    beacon: str | None = None  # "host:port"; None = ask the registry (beacon_list)
+    listen: str = "127.0.0.1:0"  # UDP tunnel socket
+    endpoint: str | None = None  # registered instead of the discovered address (Go -endpoint)
+    public: bool = False
+    hostname: str | None = None
+    echo: bool = True  # built-in echo on port 7
+    heartbeat_interval: float = 30.0  # wire.md §10.4
+    heartbeat_failures_before_reregister: int = 3
+    discovery_timeout: float = 2.0
+    udp_buffer_bytes: int = 4 * MIB  # performance.md §2
+    isn_zero: bool = True  # transport.md §3: ISN 0 for Go interop
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    tunnel: TunnelConfig = field(default_factory=TunnelConfig)
+
+    @property
+    def control_socket_path(self) -> Path:
+        return self.home / "daemon.sock"
+
+    @property
+    def identity_path(self) -> Path:
+        return self.home / "identity.json"
+
+    @property
+    def state_path(self) -> Path:
+        return self.home / "daemon.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.home / "daemon.lock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "daemon.log"
+
+    def replace(self, **changes: object) -> DaemonConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

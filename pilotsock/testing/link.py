@@ -1,0 +1,193 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A seeded simulated link joining two stream machines in a discrete-event loop.
+
+Impairments come from ``random.Random(seed)``: loss, duplication, reordering (extra delay),
+corruption (bit flips caught by the real CRC codec), delay and jitter. Segments travel as real
+marshalled packets (``encode_packet``/``decode_packet``). The loop jumps ``now`` to the earlier
+of the next arrival and the next machine deadline; it is bounded in steps and simulated time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+
+from pilotsock.config import TransportConfig
+from pilotsock.errors import MalformedFrame
+from pilotsock.transport.connection import ConnEvent, OutSegment, StreamConnection
+from pilotsock.wire.header import Packet, Protocol, decode_packet, encode_packet
+
+
+@dataclass
+class LinkStats:
+    sent: int = 0
+    delivered: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    corrupted: int = 0
+    bad_crc: int = 0
+
+
+@dataclass
+class SimEndpoint:
+    """One side: a machine, an application reader switch and what the application received."""
+
+    conn: StreamConnection
+    port: int
+    received: bytearray = field(default_factory=bytearray)
+    events: list[ConnEvent] = field(default_factory=list)
+    reading: bool = True
+    pending_write: bytearray = field(default_factory=bytearray)
+    close_after_write: bool = False
+    eof: bool = False
+
+
+class SimulatedLink:
+    def __init__(self, *, seed: int = 0, loss: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0,
+                 corrupt: float = 0.0, delay_seconds: float = 0.01, jitter_seconds: float = 0.0,
+                 reorder_extra_seconds: float = 0.02, start: float = 0.0) -> None:
+        self.random = random.Random(seed)
+        self.seed = seed
+        self.loss = loss
+        self.duplicate = duplicate
+        self.reorder = reorder
+        self.corrupt = corrupt
+        self.delay = delay_seconds
+        self.jitter = jitter_seconds
+        self.reorder_extra = reorder_extra_seconds
+        self.now = start
+        self.stats = LinkStats()
+        self._queue: list[tuple[float, int, int, bytes]] = []
+        self._counter = 0
+        self.sides: list[SimEndpoint] = []
+        self.trace: list[tuple[float, int, OutSegment]] = []  # (time, from side, segment)
+        self.record_trace = False
+
+    def attach(self, conn: StreamConnection, port: int) -> SimEndpoint:
+        side = SimEndpoint(conn, port)
+        self.sides.append(side)
+        return side
+
+    # -- transmission -----------------------------------------------------------------------
+
+    def _transmit(self, index: int, segment: OutSegment) -> None:
+        src, dst = self.sides[index], self.sides[1 - index]
+        if self.record_trace:
+            self.trace.append((self.now, index, segment))
+        raw = encode_packet(Packet(segment.flags, Protocol.STREAM, 0, index + 1, 0, 2 - index, src.port, dst.port,
+                                   segment.seq, segment.ack, segment.window_units, segment.payload))
+        self.stats.sent += 1
+        copies = 1
+        if self.random.random() < self.loss:
+            self.stats.lost += 1
+            copies = 0
+        elif self.random.random() < self.duplicate:
+            self.stats.duplicated += 1
+            copies = 2
+        for _ in range(copies):
+            data = raw
+            if self.random.random() < self.corrupt:
+                self.stats.corrupted += 1
+                flipped = bytearray(raw)
+                flipped[self.random.randrange(len(flipped))] ^= 1 << self.random.randrange(8)
+                data = bytes(flipped)
+            arrival = self.now + self.delay + self.random.random() * self.jitter
+            if self.random.random() < self.reorder:
+                arrival += self.random.random() * self.reorder_extra
+            self._counter += 1
+            heapq.heappush(self._queue, (arrival, self._counter, 1 - index, data))
+
+    def _pump(self, index: int) -> None:
+        side = self.sides[index]
+        conn = side.conn
+        if side.pending_write and conn.send_space:
+            taken = conn.write(bytes(side.pending_write[:conn.send_space]), self.now)
+            del side.pending_write[:taken]
+        if side.close_after_write and not side.pending_write:
+            conn.shutdown_write(self.now)
+        if side.reading and conn.readable_bytes:
+            side.received += conn.take_received()
+        for segment in conn.segments_to_send(self.now):
+            self._transmit(index, segment)
+        for event in conn.pop_events():
+            side.events.append(event)
+            if event is ConnEvent.PEER_EOF:
+                side.eof = True
+        if side.reading and conn.readable_bytes:
+            side.received += conn.take_received()
+            for segment in conn.segments_to_send(self.now):
+                self._transmit(index, segment)
+
+    # -- the event loop ---------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Advance to the next event. Returns False when nothing is left to happen."""
+        for index in range(len(self.sides)):
+            self._pump(index)
+        deadlines = [(side.conn.next_deadline(), i) for i, side in enumerate(self.sides)]
+        deadlines = [(d, i) for d, i in deadlines if d is not None]
+        next_arrival = self._queue[0][0] if self._queue else None
+        next_deadline = min(deadlines)[0] if deadlines else None
+        if next_arrival is None and next_deadline is None:
+            return False
+        if next_deadline is None or (next_arrival is not None and next_arrival <= next_deadline):
+            arrival, _, index, data = heapq.heappop(self._queue)
+            self.now = max(self.now, arrival)
+            try:
+                packet = decode_packet(data)
+            except MalformedFrame:
+                self.stats.bad_crc += 1
+                return True
+            self.stats.delivered += 1
+            self.sides[index].conn.on_segment(packet.flags, packet.seq, packet.ack, packet.window_units,
+                                              bytes(packet.payload), self.now)
+        else:
+            self.now = max(self.now, next_deadline)
+            for d, i in deadlines:
+                if d <= self.now:
+                    self.sides[i].conn.on_timer(self.now)
+        return True
+
+    def run(self, *, until=None, max_steps: int = 1_000_000, max_time: float = 3600.0) -> int:  # type: ignore[no-untyped-def]
+        """Step until ``until()`` is true, nothing is left, or a bound is hit. Returns steps."""
+        steps = 0
+        while steps < max_steps and self.now < max_time:
+            if until is not None and until():
+                break
+            if not self.step():
+                break
+            steps += 1
+        return steps
+
+
+def connected_pair(link: SimulatedLink, config: TransportConfig | None = None, *,
+                   iss_a: int = 0, iss_b: int = 0) -> tuple[SimEndpoint, SimEndpoint]:
+    """Two machines on ``link``: side 0 dials side 1 (as a listener would accept it)."""
+    config = config or TransportConfig()
+    client = StreamConnection(config, iss=iss_a)
+    server = StreamConnection(config, iss=iss_b)
+    a = link.attach(client, 49152)
+    b = link.attach(server, 1000)
+    client.open_active(link.now)
+    # The server machine is created on the first SYN, like the daemon's demux does.
+    original_step = link.step
+
+    def step_with_listener() -> bool:
+        if server.state.value == "CLOSED" and not b.events:
+            for segment in client.segments_to_send(link.now):
+                link._transmit(0, segment)
+            if link._queue:
+                arrival, _, index, data = heapq.heappop(link._queue)
+                link.now = max(link.now, arrival)
+                try:
+                    packet = decode_packet(data)
+                except MalformedFrame:
+                    return True
+                if packet.flags & 1 and index == 1:
+                    server.open_passive(packet.seq, packet.window_units, link.now)
+                return True
+        return original_step()
+
+    link.step = step_with_listener  # type: ignore[method-assign]
+    return a, b

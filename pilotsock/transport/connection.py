@@ -1,0 +1,745 @@
+# SPDX-License-Identifier: Apache-2.0
+"""One reliable stream (protocol 0x01) as a sans-IO machine (transport.md §1–§10, D01 §8).
+
+Where it sits: ring 2. daemon demux -> ``on_segment`` / ``write`` / ``on_timer`` -> this machine
+-> ``segments_to_send`` -> daemon (adds addresses/ports, encrypts, sends).
+
+Theory of operation
+-------------------
+Inputs are decoded segment fields plus ``now`` (monotonic seconds); outputs are
+:class:`OutSegment` values, :class:`ConnEvent` values and one ``next_deadline()``. The machine never
+calls back into its owner and never reads a clock.
+
+Driver loop::
+
+    conn.on_segment(flags, seq, ack, window_units, payload, now)   # or write()/on_timer()
+    for segment in conn.segments_to_send(now): send(segment)
+    for event in conn.pop_events(): handle(event)
+    schedule(conn.next_deadline())
+
+Rules that differ from the Go daemons (transport.md §13) and why:
+- every data segment carries ACK; a payload that parses as SACK is never data (§4, §5);
+- retransmissions keep their original boundaries; the receiver trims overlaps (§4, §6);
+- SACK-based recovery of several losses per window, SACK ACKs count as duplicates (§9);
+- the dial completes on the SYN-ACK event, not on a poll (§3);
+- FIN only after all data is acknowledged, retransmitted until acknowledged; a FIN in
+  TIME_WAIT or a FIN|ACK is answered with a pure ACK, never a FIN (no FIN storm, §10);
+- a window of 0 means "no limit" and is ignored; we advertise at least 1 unit (§7);
+- the retransmission timer doubles as the persist timer: while the peer keeps answering, timeouts
+  do not count towards give-up, and a re-opened window triggers an immediate retransmission.
+
+Glossary (RFC 793/5681/6298/6675): ``iss`` initial send sequence; ``snd_una`` oldest unacknowledged;
+``snd_nxt`` next to send; ``rcv_nxt`` next expected; ``cwnd`` congestion window; ``rto``
+retransmission timeout; ``pipe`` bytes in flight; ``mss`` payload bytes per segment.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple
+
+from pilotsock.config import WINDOW_UNIT_BYTES, TransportConfig
+from pilotsock.transport.congestion import make_controller
+from pilotsock.transport.receive_queue import ReceiveQueue
+from pilotsock.transport.rtt import RttEstimator
+from pilotsock.transport.send_queue import SendQueue, SentSegment
+from pilotsock.transport.seqnum import SEQ_MASK, seq_diff, seq_ge, seq_gt, seq_le
+from pilotsock.wire.header import Flag
+from pilotsock.wire.sack import decode_sack, encode_sack, is_sack_payload
+
+SYN = int(Flag.SYN)
+ACK = int(Flag.ACK)
+FIN = int(Flag.FIN)
+RST = int(Flag.RST)
+SACK_SPLIT_BYTES = 4  # transport.md §4: send the first 4 bytes of a SACK-looking payload alone
+
+
+class State(enum.Enum):
+    CLOSED = "CLOSED"
+    SYN_SENT = "SYN_SENT"
+    SYN_RECEIVED = "SYN_RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN_WAIT_1"  # our FIN sent, not yet acknowledged
+    FIN_WAIT_2 = "FIN_WAIT_2"  # our FIN acknowledged, waiting for the peer's
+    CLOSING = "CLOSING"  # both FINs sent, ours not acknowledged
+    CLOSE_WAIT = "CLOSE_WAIT"  # peer finished; we may still send
+    LAST_ACK = "LAST_ACK"  # peer finished, our FIN sent
+    TIME_WAIT = "TIME_WAIT"
+
+
+# Legal transitions; _set_state refuses anything else (a bug, not a peer error).
+TRANSITIONS: dict[State, frozenset[State]] = {
+    State.CLOSED: frozenset({State.SYN_SENT, State.SYN_RECEIVED}),
+    State.SYN_SENT: frozenset({State.ESTABLISHED, State.CLOSED}),
+    State.SYN_RECEIVED: frozenset({State.ESTABLISHED, State.CLOSED}),
+    State.ESTABLISHED: frozenset({State.FIN_WAIT_1, State.CLOSE_WAIT, State.TIME_WAIT, State.CLOSED}),
+    State.FIN_WAIT_1: frozenset({State.FIN_WAIT_2, State.CLOSING, State.TIME_WAIT, State.CLOSED}),
+    State.FIN_WAIT_2: frozenset({State.TIME_WAIT, State.CLOSED}),
+    State.CLOSING: frozenset({State.TIME_WAIT, State.CLOSED}),
+    State.CLOSE_WAIT: frozenset({State.LAST_ACK, State.TIME_WAIT, State.CLOSED}),
+    State.LAST_ACK: frozenset({State.CLOSED, State.TIME_WAIT}),
+    State.TIME_WAIT: frozenset({State.CLOSED}),
+}
+
+_SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
+_RECEIVING_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+_SYNCHRONIZED = frozenset({
+    State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.CLOSE_WAIT,
+    State.LAST_ACK,
+})
+
+
+class ConnEvent(enum.Enum):
+    ESTABLISHED = "established"  # dialer: connect() may return; responder: ready for accept()
+    REFUSED = "refused"  # RST while dialing -> ECONNREFUSED
+    RESET = "reset"  # RST (or an unfillable gap before FIN) -> ECONNRESET
+    TIMED_OUT = "timed_out"  # give-up, SYN retries exhausted or idle -> ETIMEDOUT
+    PEER_EOF = "peer_eof"  # all data before the peer's FIN is in the receive queue
+    PEER_GONE = "peer_gone"  # peer closed fully (Go FIN without ACK): writes fail with EPIPE
+    CLOSED = "closed"  # no state left; the owner may forget the connection
+
+
+class OutSegment(NamedTuple):
+    flags: int
+    seq: int
+    ack: int
+    window_units: int
+    payload: bytes = b""
+
+
+class StreamConnection:
+    """A stream endpoint. Create it, then call ``open_active`` (dial) or ``open_passive`` (SYN)."""
+
+    def __init__(self, config: TransportConfig, *, iss: int = 0, nodelay: bool = False) -> None:
+        self.config = config
+        self.state = State.CLOSED
+        self.iss = iss & SEQ_MASK
+        self.snd_una = self.iss
+        self.snd_nxt = self.iss
+        self.nodelay = nodelay
+        self.send_queue = SendQueue(config.send_buffer_bytes)
+        self.receive_queue = ReceiveQueue(config.receive_buffer_bytes)
+        self.rtt = RttEstimator(
+            initial=config.rto_initial, minimum=config.rto_min, maximum=config.rto_max,
+            granularity=config.clock_granularity,
+        )
+        self.cc = make_controller(
+            config.congestion_control, mss=config.mss,
+            initial_window_bytes=config.initial_cwnd_segments * config.mss,
+            max_window_bytes=config.max_cwnd_bytes,
+        )
+        self.peer_window_bytes: int | None = None  # None: no limit announced yet
+        self._out: list[OutSegment] = []
+        self._events: list[ConnEvent] = []
+        self._handshake = _HandshakeState()
+        self._close = _CloseState()
+        self._ack = _AckState()
+        self._recovery_point: int | None = None
+        self._duplicate_acks = 0
+        self._timeouts_unanswered = 0
+        self._heard_since_timeout = False
+        self._last_peer_units = 0
+        self._last_advertised_units = 0
+        self.last_received_at = 0.0
+        self.timers = _Timers()
+        self.stats = _Stats()
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def send_space(self) -> int:
+        """Bytes ``write`` would accept now (0 once the write side is closed)."""
+        if self._close.fin_requested or self.state not in _SENDING_STATES:
+            return 0
+        return self.send_queue.space_bytes
+
+    @property
+    def readable_bytes(self) -> int:
+        return self.receive_queue.ready_bytes
+
+    @property
+    def peer_finished(self) -> bool:
+        return self._close.peer_fin_received
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    @property
+    def all_data_acknowledged(self) -> bool:
+        return self.send_queue.unsent_bytes == 0 and self.send_queue.unacked_bytes == 0
+
+    def pop_events(self) -> list[ConnEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def next_deadline(self) -> float | None:
+        return self.timers.earliest()
+
+    # -- application inputs -----------------------------------------------------------------
+
+    def open_active(self, now: float) -> None:
+        """Dial: send SYN (seq = ISN, ack 0, window = our free units)."""
+        self._set_state(State.SYN_SENT)
+        self.snd_nxt = (self.iss + 1) & SEQ_MASK
+        self.last_received_at = now
+        self._handshake.due = True
+        self._handshake.sent_at = now
+        self.timers.retransmit_at = now + self.config.syn_retry_schedule[0]
+
+    def open_passive(self, syn_seq: int, window_units: int, now: float) -> None:
+        """Answer a SYN: SYN_RECEIVED until an ACK of our ISN arrives (kernel semantics)."""
+        self._set_state(State.SYN_RECEIVED)
+        self.receive_queue.reset((syn_seq + 1) & SEQ_MASK)
+        self._update_peer_window(window_units)
+        self.snd_nxt = (self.iss + 1) & SEQ_MASK
+        self.last_received_at = now
+        self._handshake.due = True
+        self._handshake.sent_at = now
+        self.timers.retransmit_at = now + self.config.syn_retry_schedule[0]
+
+    def write(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        """Queue application bytes; returns how many were taken (see ``send_space``)."""
+        if self.send_space == 0:
+            return 0
+        return self.send_queue.write(data)
+
+    def consume_received(self, count: int, now: float) -> None:
+        """The owner delivered ``count`` bytes from ``receive_queue.peek()`` to the application."""
+        self.receive_queue.consume(count)
+        self._maybe_window_update()
+
+    def take_received(self, max_bytes: int | None = None) -> bytes:
+        """Remove and return in-order bytes (alternative to peek/consume)."""
+        data = self.receive_queue.take(max_bytes)
+        self._maybe_window_update()
+        return data
+
+    def shutdown_write(self, now: float) -> None:
+        """The application finished writing: FIN once everything sent is acknowledged."""
+        if self._close.fin_requested:
+            return
+        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            self.abort(now)
+            return
+        if self.state in _SENDING_STATES:
+            self._close.fin_requested = True
+
+    def abort(self, now: float) -> None:
+        """Send RST (if synchronized) and drop all state."""
+        if self.state in _SYNCHRONIZED or self.state is State.SYN_RECEIVED:
+            self._out.append(OutSegment(RST, 0, 0, 0))
+        self._enter_closed()
+
+    # -- network inputs ---------------------------------------------------------------------
+
+    def on_segment(self, flags: int, seq: int, ack: int, window_units: int,
+                   payload: bytes | memoryview, now: float) -> None:
+        """Process one received segment addressed to this connection."""
+        state = self.state
+        if state is State.CLOSED:
+            return
+        self.last_received_at = now
+        self._heard_since_timeout = True
+        self.stats.segments_received += 1
+        if state not in (State.SYN_SENT, State.SYN_RECEIVED, State.TIME_WAIT):
+            self.timers.idle_at = now + self.config.idle_timeout
+            self.timers.keepalive_at = now + self.config.keepalive_interval
+        if flags & RST:
+            self._on_reset()
+            return
+        if state is State.SYN_SENT:
+            self._on_segment_syn_sent(flags, seq, ack, window_units, now)
+            return
+        if flags & SYN:
+            if state is State.SYN_RECEIVED and not flags & ACK:
+                self._handshake.due = True  # duplicate SYN: resend SYN-ACK
+            elif state is not State.SYN_RECEIVED:
+                self._ack.now = True  # duplicate SYN-ACK after we finished: re-ACK (pure ACK)
+            return
+        if state is State.SYN_RECEIVED:
+            if not flags & ACK or ack != self.snd_nxt:
+                return
+            self._complete_passive_open(now)
+        elif state is State.TIME_WAIT:
+            if flags & FIN:
+                self._ack.now = True  # never a FIN, never a TIME_WAIT restart (§10 rule 5)
+            return
+        if flags & ACK:
+            self._process_ack(ack, window_units, payload, now)
+            if self.state is State.CLOSED:
+                return
+        is_data = len(payload) > 0 and not is_sack_payload(payload)
+        if is_data:
+            self._receive_data(seq, payload, now)
+        if flags & FIN:
+            fin_seq = (seq + (len(payload) if is_data else 0)) & SEQ_MASK
+            self._on_fin(fin_seq, bool(flags & ACK), now)
+
+    def on_timer(self, now: float) -> None:
+        """Fire every deadline that is due. Call ``segments_to_send`` afterwards."""
+        timers = self.timers
+        if timers.time_wait_until is not None and now >= timers.time_wait_until:
+            timers.time_wait_until = None
+            self._enter_closed()
+            return
+        if timers.idle_at is not None and now >= timers.idle_at:
+            self._out.append(OutSegment(RST, 0, 0, 0))
+            self._fail(ConnEvent.TIMED_OUT)
+            return
+        if timers.fin_gap_at is not None and now >= timers.fin_gap_at:
+            self._out.append(OutSegment(RST, 0, 0, 0))
+            self._fail(ConnEvent.RESET)
+            return
+        if timers.retransmit_at is not None and now >= timers.retransmit_at:
+            timers.retransmit_at = None
+            self._on_retransmit_timeout(now)
+            if self.state is State.CLOSED:
+                return
+        if timers.delayed_ack_at is not None and now >= timers.delayed_ack_at:
+            timers.delayed_ack_at = None
+            self._ack.now = True
+        if timers.nagle_at is not None and now >= timers.nagle_at:
+            timers.nagle_at = None
+            self._close.nagle_expired = True
+        if timers.keepalive_at is not None and now >= timers.keepalive_at:
+            timers.keepalive_at = now + self.config.keepalive_interval
+            if self.state in _SYNCHRONIZED:
+                self._ack.keepalive = True
+
+    # -- output -----------------------------------------------------------------------------
+
+    def segments_to_send(self, now: float) -> list[OutSegment]:
+        """Everything to transmit now, in order. The caller adds addresses and ports."""
+        state = self.state
+        if state is State.SYN_SENT and self._handshake.due:
+            self._handshake.due = False
+            self._out.append(OutSegment(SYN, self.iss, 0, self._advertise()))
+        elif state is State.SYN_RECEIVED and self._handshake.due:
+            self._handshake.due = False
+            self._out.append(OutSegment(SYN | ACK, self.iss, self.receive_queue.rcv_nxt, self._advertise()))
+        elif state in _SYNCHRONIZED:
+            carried_ack = self._send_data(now)
+            if self._ack.now or self._ack.keepalive or self._ack.window_update:
+                if not carried_ack or self.receive_queue.has_out_of_order or self._ack.keepalive:
+                    self._out.append(self._pure_ack())
+                self._clear_ack_state()
+            elif carried_ack:
+                self._clear_ack_state()
+        elif state is State.TIME_WAIT and self._ack.now:
+            self._out.append(self._pure_ack())
+            self._clear_ack_state()
+        out, self._out = self._out, []
+        self.stats.segments_sent += len(out)
+        return out
+
+    # -- handshake --------------------------------------------------------------------------
+
+    def _on_segment_syn_sent(self, flags: int, seq: int, ack: int, window_units: int, now: float) -> None:
+        if flags & (SYN | ACK) != SYN | ACK or ack != self.snd_nxt:
+            return
+        self.receive_queue.reset((seq + 1) & SEQ_MASK)
+        self._update_peer_window(window_units)
+        self.snd_una = self.snd_nxt
+        if self._handshake.transmissions == 1:
+            self.rtt.on_sample(now - self._handshake.sent_at)
+        self.timers.retransmit_at = None
+        self._set_state(State.ESTABLISHED)
+        self._arm_liveness(now)
+        self._ack.now = True
+        self._events.append(ConnEvent.ESTABLISHED)
+
+    def _complete_passive_open(self, now: float) -> None:
+        self.snd_una = self.snd_nxt
+        if self._handshake.transmissions == 1:
+            self.rtt.on_sample(now - self._handshake.sent_at)
+        self.timers.retransmit_at = None
+        self._set_state(State.ESTABLISHED)
+        self._arm_liveness(now)
+        self._events.append(ConnEvent.ESTABLISHED)
+
+    def _arm_liveness(self, now: float) -> None:
+        self.timers.keepalive_at = now + self.config.keepalive_interval
+        self.timers.idle_at = now + self.config.idle_timeout
+
+    # -- acknowledgments, SACK and loss recovery --------------------------------------------
+
+    def _process_ack(self, ack: int, window_units: int, payload: bytes | memoryview, now: float) -> None:
+        sack_blocks = decode_sack(payload) if is_sack_payload(payload) else None
+        previous_window = self.peer_window_bytes
+        queue = self.send_queue
+        if seq_gt(ack, self.snd_una) and seq_le(ack, self.snd_nxt):
+            acked_bytes = seq_diff(ack, self.snd_una)
+            removed = queue.acknowledge(ack)
+            self.snd_una = ack
+            sample = None
+            for segment in removed:
+                if segment.transmissions == 1 and not segment.sacked:
+                    sample = now - segment.first_sent_at
+                if segment.last_sent_at > queue.rack_sent_at:
+                    queue.rack_sent_at = segment.last_sent_at
+            if sample is not None:
+                self.rtt.on_sample(sample)
+            self.rtt.reset_backoff()
+            self._timeouts_unanswered = 0
+            self._duplicate_acks = 0
+            in_recovery = self._recovery_point is not None
+            self.cc.on_acked(acked_bytes, now, in_recovery=in_recovery)
+            if in_recovery:
+                assert self._recovery_point is not None
+                if seq_ge(ack, self._recovery_point):
+                    self._recovery_point = None
+                elif not sack_blocks and queue.segments:
+                    queue.mark_lost(queue.segments[0])  # NewReno partial ACK (RFC 6582)
+            self._on_fin_acknowledged(ack, now)
+            if self.state is State.CLOSED:
+                return
+            self.timers.retransmit_at = now + self.rtt.rto if queue.segments else None
+        elif ack == self.snd_una and queue.segments and (not payload or sack_blocks):
+            if window_units == self._last_peer_units:
+                self._duplicate_acks += 1
+        self._update_peer_window(window_units)
+        if sack_blocks:
+            queue.apply_sack(sack_blocks, self.snd_una)
+        self._detect_losses(now)
+        if (previous_window is not None and self.peer_window_bytes is not None
+                and self.peer_window_bytes > previous_window
+                and previous_window <= 2 * WINDOW_UNIT_BYTES and queue.segments):
+            # The window re-opened while our data waits: retransmit the head now instead of
+            # waiting for the (possibly backed-off) timer. Loop-free: it is data, not an ACK.
+            head = queue.segments[0]
+            if not head.sacked and now - head.last_sent_at >= (self.rtt.srtt or 0.0):
+                queue.mark_lost(head)
+
+    def _detect_losses(self, now: float) -> None:
+        queue = self.send_queue
+        if not queue.segments:
+            return
+        threshold = self.config.duplicate_ack_threshold
+        marked = queue.mark_sack_losses(threshold)
+        if self._recovery_point is None and self._duplicate_acks >= threshold:
+            marked += int(queue.mark_lost(queue.segments[0]))
+        if marked and self._recovery_point is None:
+            self._recovery_point = self.snd_nxt
+            self.cc.on_loss(queue.pipe_bytes + queue.sacked_bytes, now)
+            self.stats.fast_retransmits += 1
+
+    def _on_retransmit_timeout(self, now: float) -> None:
+        if self.state is State.SYN_SENT or self.state is State.SYN_RECEIVED:
+            handshake = self._handshake
+            schedule = self.config.syn_retry_schedule
+            if handshake.transmissions > len(schedule):
+                if self.state is State.SYN_SENT:
+                    self._fail(ConnEvent.TIMED_OUT)
+                else:
+                    self._enter_closed()
+                return
+            handshake.due = True
+            self.timers.retransmit_at = now + schedule[min(handshake.transmissions, len(schedule)) - 1]
+            return
+        queue = self.send_queue
+        if not queue.segments:
+            return
+        if self._heard_since_timeout:
+            self._timeouts_unanswered = 1
+        else:
+            self._timeouts_unanswered += 1
+        self._heard_since_timeout = False
+        if self._timeouts_unanswered >= self.config.max_transmissions:
+            self._out.append(OutSegment(RST, 0, 0, 0))
+            self._fail(ConnEvent.TIMED_OUT)
+            return
+        self.stats.timeouts += 1
+        self.cc.on_timeout(queue.pipe_bytes + queue.sacked_bytes, now)
+        self.rtt.on_timeout()
+        self._recovery_point = None
+        self._duplicate_acks = 0
+        queue.mark_all_lost()
+        self.timers.retransmit_at = now + self.rtt.rto
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _send_data(self, now: float) -> bool:
+        """Retransmit lost segments, send new data, then FIN. Returns True if any segment
+        went out (each carries the current ACK)."""
+        queue = self.send_queue
+        cwnd = self.cc.window_bytes
+        sent_any = False
+        ack = self.receive_queue.rcv_nxt
+        units = self._advertise()
+        while queue.lost_count:
+            segment = queue.first_lost()
+            if segment is None or (queue.pipe_bytes > 0 and queue.pipe_bytes + segment.length > cwnd):
+                break
+            self._out.append(OutSegment(segment.flags, segment.seq, ack, units, segment.payload))
+            queue.on_retransmitted(segment, now)
+            self.stats.retransmissions += 1
+            sent_any = True
+        if self.state in _SENDING_STATES:
+            sent_any |= self._send_new_data(now, cwnd, ack, units)
+            if (self._close.fin_requested and not self._close.fin_sent
+                    and queue.unsent_bytes == 0 and queue.unacked_bytes == 0):
+                self._send_fin(now, ack, units)
+                sent_any = True
+        if queue.segments and self.timers.retransmit_at is None:
+            self.timers.retransmit_at = now + self.rtt.rto
+        return sent_any
+
+    def _send_new_data(self, now: float, cwnd: int, ack: int, units: int) -> bool:
+        queue = self.send_queue
+        mss = self.config.mss
+        peer_window = self.peer_window_bytes
+        sent_any = False
+        while queue.unsent_bytes:
+            length = min(mss, queue.unsent_bytes)
+            if queue.pipe_bytes > 0 and queue.pipe_bytes + length > cwnd:
+                break
+            if peer_window is not None and queue.unacked_bytes > 0 and queue.unacked_bytes + length > peer_window:
+                break
+            if (length < mss and not self.nodelay and queue.unacked_bytes > 0
+                    and not self._close.fin_requested and not self._close.nagle_expired):
+                if self.timers.nagle_at is None:
+                    self.timers.nagle_at = now + self.config.nagle_timeout
+                break
+            if is_sack_payload(queue.peek_unsent(length)):
+                length = SACK_SPLIT_BYTES
+            payload = queue.take_unsent(length)
+            segment = SentSegment(self.snd_nxt, payload, ACK, length, now, now)
+            queue.on_sent(segment)
+            self.cc.on_sent(length, now)
+            self._out.append(OutSegment(ACK, self.snd_nxt, ack, units, payload))
+            self.snd_nxt = (self.snd_nxt + length) & SEQ_MASK
+            self.stats.bytes_sent += length
+            sent_any = True
+        if queue.unsent_bytes == 0 or sent_any:
+            self.timers.nagle_at = None
+            self._close.nagle_expired = False
+        return sent_any
+
+    def _send_fin(self, now: float, ack: int, units: int) -> None:
+        segment = SentSegment(self.snd_nxt, b"", FIN | ACK, 1, now, now)
+        self.send_queue.on_sent(segment)
+        self._out.append(OutSegment(FIN | ACK, self.snd_nxt, ack, units))
+        self._close.fin_sent = True
+        self._close.fin_seq = self.snd_nxt
+        self.snd_nxt = (self.snd_nxt + 1) & SEQ_MASK
+        self._set_state(State.FIN_WAIT_1 if self.state is State.ESTABLISHED else State.LAST_ACK)
+
+    def _pure_ack(self) -> OutSegment:
+        blocks = self.receive_queue.sack_blocks()
+        payload = encode_sack(blocks) if blocks else b""
+        return OutSegment(ACK, self.snd_nxt, self.receive_queue.rcv_nxt, self._advertise(), payload)
+
+    def _advertise(self) -> int:
+        units = self.receive_queue.advertised_units()
+        self._last_advertised_units = units
+        return units
+
+    def _clear_ack_state(self) -> None:
+        self._ack.now = False
+        self._ack.keepalive = False
+        self._ack.window_update = False
+        self._ack.unacked_segments = 0
+        self.timers.delayed_ack_at = None
+
+    def _maybe_window_update(self) -> None:
+        """Fix for the Go 1.18 zero-window deadlock: announce a window that re-opened."""
+        if self.state not in _SYNCHRONIZED:
+            return
+        capacity = self.receive_queue.capacity_bytes
+        quarter_units = max(1, capacity // 4 // WINDOW_UNIT_BYTES)
+        last = self._last_advertised_units
+        if (last < 2 or last < quarter_units) and self.receive_queue.advertised_units() >= quarter_units:
+            self._ack.window_update = True
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def _receive_data(self, seq: int, payload: bytes | memoryview, now: float) -> None:
+        if self.state not in _RECEIVING_STATES or self._close.peer_fin_received:
+            self._ack.now = True
+            return
+        queue = self.receive_queue
+        had_gap = queue.has_out_of_order
+        in_order = seq == queue.rcv_nxt
+        added, accepted = queue.insert(seq, payload)
+        self.stats.bytes_received += added
+        if not accepted or not in_order or had_gap or queue.has_out_of_order:
+            self._ack.now = True  # duplicate, beyond window, out of order or filling a gap
+        else:
+            self._ack.unacked_segments += 1
+            if self._ack.unacked_segments >= self.config.delayed_ack_segments:
+                self._ack.now = True
+            elif self.timers.delayed_ack_at is None:
+                self.timers.delayed_ack_at = now + self.config.delayed_ack_timeout
+        pending_fin = self._close.pending_fin_seq
+        if pending_fin is not None and queue.rcv_nxt == pending_fin:
+            self._close.pending_fin_seq = None
+            self.timers.fin_gap_at = None
+            self._accept_fin(self._close.pending_fin_has_ack, now)
+
+    def _on_fin(self, fin_seq: int, has_ack: bool, now: float) -> None:
+        self._ack.now = True
+        if self._close.peer_fin_received or self.state not in _SYNCHRONIZED:
+            return
+        offset = seq_diff(fin_seq, self.receive_queue.rcv_nxt)
+        if offset > 0:
+            # Gap before the FIN: hold EOF until it fills; a Go sender never retransmits after
+            # its FIN, so give up after 2 x RTO with ECONNRESET rather than a clean EOF.
+            self._close.pending_fin_seq = fin_seq
+            self._close.pending_fin_has_ack = has_ack
+            if self.timers.fin_gap_at is None:
+                self.timers.fin_gap_at = now + self.config.fin_gap_rto_multiplier * self.rtt.rto
+            return
+        if offset < 0:
+            return  # an old FIN we already processed
+        self._accept_fin(has_ack, now)
+
+    def _accept_fin(self, has_ack: bool, now: float) -> None:
+        queue = self.receive_queue
+        queue.reset(queue.rcv_nxt + 1)
+        self._close.peer_fin_received = True
+        self._ack.now = True
+        self._events.append(ConnEvent.PEER_EOF)
+        if not has_ack:
+            # Go-style full close: the peer reads nothing more; drop what we still had to send.
+            self._events.append(ConnEvent.PEER_GONE)
+            self._enter_time_wait(now)
+            return
+        if self.state is State.ESTABLISHED:
+            self._set_state(State.CLOSE_WAIT)
+        elif self.state is State.FIN_WAIT_1:
+            self._set_state(State.CLOSING)
+        elif self.state is State.FIN_WAIT_2:
+            self._enter_time_wait(now)
+
+    def _on_fin_acknowledged(self, ack: int, now: float) -> None:
+        close = self._close
+        if not close.fin_sent or close.fin_acked or not seq_gt(ack, close.fin_seq):
+            return
+        close.fin_acked = True
+        if self.state is State.FIN_WAIT_1:
+            self._set_state(State.FIN_WAIT_2)
+        elif self.state is State.CLOSING:
+            self._enter_time_wait(now)
+        elif self.state is State.LAST_ACK:
+            self._enter_closed()
+
+    def _on_reset(self) -> None:
+        if self.state is State.TIME_WAIT:
+            self._enter_closed()
+        elif self.state is State.SYN_SENT:
+            self._fail(ConnEvent.REFUSED)
+        elif self.state is State.SYN_RECEIVED:
+            self._enter_closed()
+        else:
+            self._fail(ConnEvent.RESET)
+
+    # -- state changes ----------------------------------------------------------------------
+
+    def _set_state(self, new: State) -> None:
+        if new is not self.state and new not in TRANSITIONS[self.state]:
+            raise RuntimeError(f"illegal transition {self.state.value} -> {new.value}")
+        self.state = new
+
+    def _update_peer_window(self, window_units: int) -> None:
+        if window_units:  # 0 means "no limit" (Go keepalives, FINs, RSTs): keep the last limit
+            self.peer_window_bytes = window_units * WINDOW_UNIT_BYTES
+            self._last_peer_units = window_units
+
+    def _enter_time_wait(self, now: float) -> None:
+        self._set_state(State.TIME_WAIT)
+        self.timers.clear()
+        self.timers.time_wait_until = now + self.config.time_wait_seconds
+
+    def _fail(self, event: ConnEvent) -> None:
+        self._events.append(event)
+        self._enter_closed()
+
+    def _enter_closed(self) -> None:
+        if self.state is State.CLOSED and ConnEvent.CLOSED in self._events:
+            return
+        self.state = State.CLOSED
+        self.timers.clear()
+        self._events.append(ConnEvent.CLOSED)
+
+
+class _HandshakeState:
+    __slots__ = ("_due", "sent_at", "transmissions")
+
+    def __init__(self) -> None:
+        self._due = False
+        self.sent_at = 0.0
+        self.transmissions = 0
+
+    @property
+    def due(self) -> bool:
+        return self._due
+
+    @due.setter
+    def due(self, value: bool) -> None:
+        if value and not self._due:
+            self.transmissions += 1
+        self._due = value
+
+
+class _CloseState:
+    __slots__ = ("fin_requested", "fin_sent", "fin_seq", "fin_acked", "peer_fin_received",
+                 "pending_fin_seq", "pending_fin_has_ack", "nagle_expired")
+
+    def __init__(self) -> None:
+        self.fin_requested = False
+        self.fin_sent = False
+        self.fin_seq = 0
+        self.fin_acked = False
+        self.peer_fin_received = False
+        self.pending_fin_seq: int | None = None
+        self.pending_fin_has_ack = True
+        self.nagle_expired = False
+
+
+class _AckState:
+    __slots__ = ("now", "keepalive", "window_update", "unacked_segments")
+
+    def __init__(self) -> None:
+        self.now = False
+        self.keepalive = False
+        self.window_update = False
+        self.unacked_segments = 0
+
+
+class _Timers:
+    """Named absolute deadlines (monotonic seconds); None = not armed."""
+
+    __slots__ = ("retransmit_at", "delayed_ack_at", "nagle_at", "keepalive_at", "idle_at",
+                 "time_wait_until", "fin_gap_at")
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.retransmit_at: float | None = None
+        self.delayed_ack_at: float | None = None
+        self.nagle_at: float | None = None
+        self.keepalive_at: float | None = None
+        self.idle_at: float | None = None
+        self.time_wait_until: float | None = None
+        self.fin_gap_at: float | None = None
+
+    def earliest(self) -> float | None:
+        candidates = [t for t in (self.retransmit_at, self.delayed_ack_at, self.nagle_at, self.keepalive_at,
+                                  self.idle_at, self.time_wait_until, self.fin_gap_at) if t is not None]
+        return min(candidates) if candidates else None
+
+
+class _Stats:
+    __slots__ = ("segments_sent", "segments_received", "bytes_sent", "bytes_received", "retransmissions",
+                 "fast_retransmits", "timeouts")
+
+    def __init__(self) -> None:
+        self.segments_sent = 0
+        self.segments_received = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.retransmissions = 0
+        self.fast_retransmits = 0
+        self.timeouts = 0

@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Receive side of a stream: in-order bytes for the application and out-of-order reassembly.
+
+Where it sits: ring 2, owned by a stream connection.
+
+Unlike Go (exact-start matching only), overlaps are trimmed at both ends, so re-segmented
+retransmissions are never lost (transport.md §6). Everything buffered (in order or not) counts
+against ``capacity_bytes``; data beyond the window edge is dropped (the caller ACKs at once).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from pilotsock.config import WINDOW_UNIT_BYTES
+from pilotsock.transport.seqnum import SEQ_MASK, seq_diff
+
+MAX_WINDOW_UNITS = 0xFFFF
+# The window advertises whole 4096-byte units and may not say 0 (0 reads as "no limit"), so a
+# nearly full buffer still advertises one unit; accept that much beyond capacity.
+OVERCOMMIT_BYTES = WINDOW_UNIT_BYTES
+
+
+class ReceiveQueue:
+    def __init__(self, capacity_bytes: int, initial_seq: int = 0) -> None:
+        self.capacity_bytes = capacity_bytes
+        self.rcv_nxt = initial_seq & SEQ_MASK
+        self._ready: deque[bytes] = deque()
+        self.ready_bytes = 0
+        self._out_of_order: dict[int, bytes] = {}  # absolute start seq -> payload
+        self.out_of_order_bytes = 0
+        self._recent_start: int | None = None  # start of the most recently received OOO segment
+
+    def reset(self, rcv_nxt: int) -> None:
+        self.rcv_nxt = rcv_nxt & SEQ_MASK
+
+    @property
+    def window_edge_bytes(self) -> int:
+        """How far beyond ``rcv_nxt`` data is accepted."""
+        return max(0, self.capacity_bytes - self.ready_bytes) + OVERCOMMIT_BYTES
+
+    def advertised_units(self) -> int:
+        free = self.capacity_bytes - self.ready_bytes - self.out_of_order_bytes
+        return max(1, min(MAX_WINDOW_UNITS, free // WINDOW_UNIT_BYTES))
+
+    def insert(self, seq: int, payload: bytes | memoryview) -> tuple[int, bool]:
+        """Add a segment. Returns ``(new in-order bytes, accepted_anything)``.
+
+        ``accepted_anything`` is False for duplicates and for data entirely beyond the window.
+        """
+        length = len(payload)
+        if not length:
+            return 0, False
+        offset = seq_diff(seq, self.rcv_nxt)
+        if offset + length <= 0:
+            return 0, False  # entirely old
+        if offset < 0:
+            payload = payload[-offset:]
+            offset = 0
+            length = len(payload)
+        edge = self.window_edge_bytes
+        if offset >= edge:
+            return 0, False
+        if offset + length > edge:
+            payload = payload[: edge - offset]
+            length = len(payload)
+        if offset > 0:
+            start = (self.rcv_nxt + offset) & SEQ_MASK
+            existing = self._out_of_order.get(start)
+            if existing is not None and len(existing) >= length:
+                self._recent_start = start
+                return 0, False
+            if existing is not None:
+                self.out_of_order_bytes -= len(existing)
+            self._out_of_order[start] = bytes(payload)
+            self.out_of_order_bytes += length
+            self._recent_start = start
+            return 0, True
+        self._append_ready(payload)
+        added = length + self._drain_out_of_order()
+        return added, True
+
+    def _append_ready(self, payload: bytes | memoryview) -> None:
+        data = bytes(payload)
+        self._ready.append(data)
+        self.ready_bytes += len(data)
+        self.rcv_nxt = (self.rcv_nxt + len(data)) & SEQ_MASK
+
+    def _drain_out_of_order(self) -> int:
+        """Move out-of-order segments that are now contiguous (trimming overlaps)."""
+        if not self._out_of_order:
+            return 0
+        added = 0
+        out_of_order = self._out_of_order
+        while out_of_order:
+            data = out_of_order.pop(self.rcv_nxt, None)
+            if data is not None:  # the common case: an exact continuation
+                self.out_of_order_bytes -= len(data)
+                self._append_ready(data)
+                added += len(data)
+                continue
+            overlapping = None
+            for start in out_of_order:  # rare: a segment that starts below rcv_nxt
+                if seq_diff(start, self.rcv_nxt) <= 0:
+                    overlapping = start
+                    break
+            if overlapping is None:
+                break
+            data = out_of_order.pop(overlapping)
+            self.out_of_order_bytes -= len(data)
+            offset = seq_diff(overlapping, self.rcv_nxt)
+            if offset + len(data) > 0:
+                piece = data[-offset:] if offset < 0 else data
+                self._append_ready(piece)
+                added += len(piece)
+        if not self._out_of_order:
+            self._recent_start = None
+        return added
+
+    @property
+    def has_out_of_order(self) -> bool:
+        return bool(self._out_of_order)
+
+    def sack_blocks(self, limit: int = 4) -> list[tuple[int, int]]:
+        """Blocks of out-of-order data above ``rcv_nxt``; the most recent first (RFC 2018)."""
+        if not self._out_of_order:
+            return []
+        base = self.rcv_nxt
+        ranges = sorted(
+            (seq_diff(start, base), seq_diff(start, base) + len(data))
+            for start, data in self._out_of_order.items()
+        )
+        merged: list[list[int]] = []
+        for left, right in ranges:
+            if merged and left <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], right)
+            else:
+                merged.append([left, right])
+        recent = seq_diff(self._recent_start, base) if self._recent_start is not None else None
+        first = [block for block in merged if recent is not None and block[0] <= recent < block[1]]
+        ordered = first + [block for block in merged if not first or block is not first[0]]
+        return [((base + left) & SEQ_MASK, (base + right) & SEQ_MASK) for left, right in ordered[:limit]]
+
+    # -- application side ------------------------------------------------------------------
+
+    def peek(self) -> list[bytes]:
+        return list(self._ready)
+
+    def take(self, max_bytes: int | None = None) -> bytes:
+        """Remove and return up to ``max_bytes`` in-order bytes."""
+        if max_bytes is None or max_bytes >= self.ready_bytes:
+            data = b"".join(self._ready)
+            self._ready.clear()
+            self.ready_bytes = 0
+            return data
+        parts = []
+        remaining = max_bytes
+        while remaining > 0 and self._ready:
+            head = self._ready[0]
+            if len(head) <= remaining:
+                parts.append(self._ready.popleft())
+                remaining -= len(head)
+            else:
+                parts.append(head[:remaining])
+                self._ready[0] = head[remaining:]
+                remaining = 0
+        data = b"".join(parts)
+        self.ready_bytes -= len(data)
+        return data
+
+    def consume(self, count: int) -> None:
+        """Drop ``count`` in-order bytes the caller has already delivered (after ``peek``)."""
+        remaining = count
+        while remaining > 0 and self._ready:
+            head = self._ready[0]
+            if len(head) <= remaining:
+                self._ready.popleft()
+                remaining -= len(head)
+                self.ready_bytes -= len(head)
+            else:
+                self._ready[0] = head[remaining:]
+                self.ready_bytes -= remaining
+                remaining = 0

@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Send side of a stream: unsent bytes, sent segments and the SACK scoreboard.
+
+Where it sits: ring 2, owned by :class:`~pilotsock.transport.connection.StreamConnection`.
+
+Invariants:
+- Segments are kept in sequence order with their **original boundaries**; a retransmission
+  resends exactly the same bytes (Go reassembles on exact sequence starts only; transport.md §4).
+- ``pipe_bytes`` = sequence space of segments that are in flight: sent, not SACKed, not
+  considered lost (RFC 6675 "pipe").
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from pilotsock.transport.seqnum import SEQ_MASK, seq_diff
+
+
+@dataclass(slots=True)
+class SentSegment:
+    seq: int
+    payload: bytes
+    flags: int
+    length: int  # sequence space: payload bytes, plus 1 for SYN or FIN
+    first_sent_at: float
+    last_sent_at: float
+    transmissions: int = 1
+    sacked: bool = False
+    lost: bool = False
+    in_flight: bool = True
+
+    @property
+    def end(self) -> int:
+        return (self.seq + self.length) & SEQ_MASK
+
+
+class SendQueue:
+    """Unsent byte buffer plus the retransmission queue."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
+        self._unsent = bytearray()
+        self.segments: deque[SentSegment] = deque()
+        self.pipe_bytes = 0
+        self.unacked_bytes = 0  # sequence space held in ``segments``
+        self.sacked_bytes = 0
+        self.lost_count = 0  # segments marked lost and not yet retransmitted
+        self.rack_sent_at = float("-inf")  # latest send time of any SACKed/acked segment (RACK)
+
+    # -- unsent data -------------------------------------------------------------------------
+
+    @property
+    def unsent_bytes(self) -> int:
+        return len(self._unsent)
+
+    @property
+    def space_bytes(self) -> int:
+        return max(0, self.capacity_bytes - len(self._unsent) - self.unacked_bytes)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Buffer as much of ``data`` as fits; return the number of bytes taken."""
+        take = min(len(data), self.space_bytes)
+        if take:
+            self._unsent += data[:take] if take < len(data) else data
+        return take
+
+    def take_unsent(self, count: int) -> bytes:
+        chunk = bytes(self._unsent[:count])
+        del self._unsent[:count]
+        return chunk
+
+    def peek_unsent(self, count: int) -> bytes:
+        return bytes(self._unsent[:count])
+
+    # -- sent segments ----------------------------------------------------------------------
+
+    def on_sent(self, segment: SentSegment) -> None:
+        self.segments.append(segment)
+        self.unacked_bytes += segment.length
+        self.pipe_bytes += segment.length
+
+    def on_retransmitted(self, segment: SentSegment, now: float) -> None:
+        if segment.lost:
+            segment.lost = False
+            self.lost_count -= 1
+        if not segment.in_flight:
+            segment.in_flight = True
+            self.pipe_bytes += segment.length
+        segment.transmissions += 1
+        segment.last_sent_at = now
+
+    def acknowledge(self, ack: int) -> list[SentSegment]:
+        """Remove every segment that ends at or before ``ack``; return them in order."""
+        removed = []
+        segments = self.segments
+        while segments and seq_diff(segments[0].end, ack) <= 0:
+            segment = segments.popleft()
+            self._forget(segment)
+            removed.append(segment)
+        return removed
+
+    def _forget(self, segment: SentSegment) -> None:
+        self.unacked_bytes -= segment.length
+        if segment.in_flight:
+            self.pipe_bytes -= segment.length
+        if segment.sacked:
+            self.sacked_bytes -= segment.length
+        if segment.lost:
+            self.lost_count -= 1
+
+    def apply_sack(self, blocks: list[tuple[int, int]], snd_una: int) -> int:
+        """Mark segments wholly inside any block as SACKed; return the newly SACKed bytes."""
+        newly = 0
+        for left, right in blocks:
+            if seq_diff(right, left) <= 0 or seq_diff(right, snd_una) <= 0:
+                continue
+            for segment in self.segments:
+                if seq_diff(segment.seq, right) >= 0:
+                    break
+                if segment.sacked or seq_diff(segment.seq, left) < 0 or seq_diff(segment.end, right) > 0:
+                    continue
+                segment.sacked = True
+                if segment.last_sent_at > self.rack_sent_at:
+                    self.rack_sent_at = segment.last_sent_at
+                self.sacked_bytes += segment.length
+                newly += segment.length
+                if segment.in_flight:
+                    segment.in_flight = False
+                    self.pipe_bytes -= segment.length
+                if segment.lost:
+                    segment.lost = False
+                    self.lost_count -= 1
+        return newly
+
+    def mark_lost(self, segment: SentSegment) -> bool:
+        """Mark one segment lost (it leaves the pipe and is queued for retransmission)."""
+        if segment.sacked or segment.lost:
+            return False
+        segment.lost = True
+        self.lost_count += 1
+        if segment.in_flight:
+            segment.in_flight = False
+            self.pipe_bytes -= segment.length
+        return True
+
+    def mark_sack_losses(self, duplicate_threshold: int) -> int:
+        """RFC 6675 IsLost with a RACK guard: a segment is lost when at least
+        ``duplicate_threshold`` segments above it are SACKed **and** it was last sent no later
+        than the newest SACKed segment (so a retransmission is not re-marked before anything sent
+        after it was acknowledged). Returns the number of segments newly marked."""
+        if not self.sacked_bytes:
+            return 0
+        marked = 0
+        sacked_above = 0
+        rack = self.rack_sent_at
+        for segment in reversed(self.segments):
+            if segment.sacked:
+                sacked_above += 1
+            elif (sacked_above >= duplicate_threshold and segment.in_flight
+                  and segment.last_sent_at <= rack and self.mark_lost(segment)):
+                marked += 1
+        return marked
+
+    def mark_all_lost(self) -> None:
+        """After a retransmission timeout every un-SACKed segment is presumed lost."""
+        for segment in self.segments:
+            self.mark_lost(segment)
+
+    def first_lost(self) -> SentSegment | None:
+        if not self.lost_count:
+            return None
+        for segment in self.segments:
+            if segment.lost:
+                return segment
+        return None
+
+    def first_unacked(self) -> SentSegment | None:
+        return self.segments[0] if self.segments else None
