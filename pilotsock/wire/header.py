@@ -106,7 +106,9 @@ def encode_packet_into(
 
 
 def encode_packet(packet: Packet) -> bytes:
-    """Marshal ``packet`` (header with CRC, then payload)."""
+    """Marshal ``packet`` (header with CRC, then payload). Raises ``ValueError`` if too large."""
+    if len(packet.payload) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"payload of {len(packet.payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     buffer = bytearray(HEADER_BYTES + len(packet.payload))
     PACKET_HEADER.pack_into(
         buffer, 0, ((packet.version & 0xF) << 4) | (packet.flags & 0xF), packet.protocol,

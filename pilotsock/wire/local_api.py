@@ -47,7 +47,9 @@ def encode_frame(message: dict[str, Any]) -> bytes:
 def decode_body(body: bytes | memoryview) -> dict[str, Any]:
     """Decode one frame body. Raises only ``MalformedFrame``."""
     try:
-        value = msgpack.unpackb(bytes(body), raw=False, strict_map_key=True, max_buffer_size=MAX_FRAME_BYTES)
+        # unpackb takes no max_buffer_size (that is an Unpacker option); its size limits default
+        # to len(body), and FrameDecoder already caps a body at MAX_FRAME_BYTES.
+        value = msgpack.unpackb(bytes(body), raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise MalformedFrame("local_api.bad_msgpack") from exc
     if not isinstance(value, dict):

@@ -117,6 +117,8 @@ def decode_sealed(data: bytes | memoryview) -> SealedFrame:
 
 def encode_sealed_prefix(sender: int, nonce_prefix: bytes, counter: int) -> bytes:
     """The 20 bytes before the ciphertext of a PILS frame."""
+    if len(nonce_prefix) != 4:  # struct "4s" would silently pad or truncate it
+        raise ValueError("PILS nonce prefix must be 4 bytes")
     return PILS_PREFIX.pack(MAGIC_PILS, sender, nonce_prefix, counter)
 
 
@@ -134,6 +136,8 @@ def encode_key_exchange(sender: int, x25519_public: bytes) -> bytes:
 
 def pila_signed_message(sender: int, x25519_public: bytes) -> bytes:
     """The 40 bytes a PILA signature covers: ``b"auth" ‖ u32 sender ‖ X25519 public key``."""
+    if len(x25519_public) != X25519_KEY_BYTES:
+        raise ValueError("X25519 public key must be 32 bytes")
     return PILA_SIGNED_PREFIX + _NODE.pack(sender) + x25519_public
 
 
