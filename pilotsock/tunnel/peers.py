@@ -38,10 +38,15 @@ Address = tuple[str, int]
 
 
 class PeerPath(NamedTuple):
-    """Where frames to a peer go: directly to ``address``, or wrapped for the beacon there."""
+    """Where frames to a peer go: directly to ``address``, or (``relay_to`` set) wrapped in a
+    beacon Relay message for node ``relay_to`` and sent to the beacon at ``address``."""
 
     address: Address
-    relayed: bool = False
+    relay_to: int | None = None
+
+    @property
+    def relayed(self) -> bool:
+        return self.relay_to is not None
 
 
 class NeedIdentity(NamedTuple):
