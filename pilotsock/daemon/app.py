@@ -277,6 +277,7 @@ class Daemon:
             "registry": self.registry_address,
             "beacon": format_host_port(self.beacon) if self.beacon else None,
             "endpoint": self.endpoint,
+            "listen": format_host_port(self.udp.local_address) if self.udp else None,
             "home": str(self.config.home),
             "public": self.config.public,
             "encrypt": self.config.tunnel.encrypt,

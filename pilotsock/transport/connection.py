@@ -140,6 +140,7 @@ class StreamConnection:
         self._heard_since_timeout = False
         self._last_peer_units = 0
         self._last_advertised_units = 0
+        self._largest_segment_received = 0
         self.last_received_at = 0.0
         self.timers = _Timers()
         self.stats = _Stats()
@@ -563,8 +564,16 @@ class StreamConnection:
         in_order = seq == queue.rcv_nxt
         added, accepted = queue.insert(seq, payload)
         self.stats.bytes_received += added
+        length = len(payload)
+        short = length < (self._largest_segment_received or self.config.mss)
+        if length > self._largest_segment_received:
+            self._largest_segment_received = length
         if not accepted or not in_order or had_gap or queue.has_out_of_order:
             self._ack.now = True  # duplicate, beyond window, out of order or filling a gap
+        elif short:
+            # A segment shorter than the peer's largest ends a write: ACK at once so a Nagle
+            # sender releases its next small write (the write-write-read stall of HTTP).
+            self._ack.now = True
         else:
             self._ack.unacked_segments += 1
             if self._ack.unacked_segments >= self.config.delayed_ack_segments:

@@ -35,6 +35,8 @@ from pilotsock.wire.tunnel_frames import (
 )
 
 Address = tuple[str, int]
+MAX_UNVERIFIED_NODES = 256  # PILAs held / identity look-ups outstanding / recovery PILA timestamps
+MAX_IDENTITIES = 4096
 
 
 class PeerPath(NamedTuple):
@@ -77,13 +79,9 @@ class Peer:
     node: int
     session: TunnelSession | None = None
     path: PeerPath | None = None
-    identity_key: bytes | None = None
-    identity_requested_at: float | None = None
     endpoint_requested_at: float | None = None
     pending: deque[bytes] = field(default_factory=deque)
-    held_key_exchange: tuple[KeyExchange, PeerPath] | None = None
     last_kx_sent_at: float | None = None
-    last_recovery_kx_at: float | None = None
     decrypt_failures: int = 0
     confirmed: bool = False  # an authentic PILS arrived in this session: the peer has our key
 
@@ -106,6 +104,12 @@ class PeerTable:
         self._events: list[TunnelEvent] = []
         self.counters: dict[str, int] = {}
         self._own_pila: bytes | None = None
+        # State about nodes we have not authenticated lives only in these bounded tables, so
+        # frames with random sender IDs cannot grow memory or flood the registry.
+        self._identities: dict[int, bytes] = {}  # registry Ed25519 keys (LRU by insertion)
+        self._held: dict[int, tuple[KeyExchange, PeerPath]] = {}  # PILAs waiting for a key
+        self._identity_requested_at: dict[int, float] = {}
+        self._recovery_sent_at: dict[int, float] = {}
 
     # -- outputs ----------------------------------------------------------------------------
 
@@ -166,10 +170,21 @@ class PeerTable:
         self._start_key_exchange(peer, now)
         return None
 
+    def _request_identity(self, node: int, now: float) -> bool:
+        """Ask the driver for ``node``'s registry key (bounded, at most once a second)."""
+        requested_at = self._identity_requested_at.get(node)
+        if requested_at is not None and now - requested_at < 1.0:
+            return True
+        if requested_at is None and len(self._identity_requested_at) >= MAX_UNVERIFIED_NODES:
+            self._count("tunnel.identity_requests_full")
+            return False
+        self._identity_requested_at[node] = now
+        self._events.append(NeedIdentity(node))
+        return True
+
     def _start_key_exchange(self, peer: Peer, now: float) -> None:
-        if peer.identity_key is None and peer.identity_requested_at is None:
-            peer.identity_requested_at = now
-            self._events.append(NeedIdentity(peer.node))
+        if peer.node not in self._identities:
+            self._request_identity(peer.node, now)
         if peer.path is None:
             if peer.endpoint_requested_at is None:
                 peer.endpoint_requested_at = now
@@ -210,15 +225,17 @@ class PeerTable:
 
     def on_identity(self, node: int, identity_key: bytes | None, now: float) -> None:
         """Answer to ``NeedIdentity``: the registry's Ed25519 key for ``node`` (None: unknown)."""
-        peer = self._peer(node)
-        peer.identity_requested_at = None
+        self._identity_requested_at.pop(node, None)
+        held = self._held.pop(node, None)
         if identity_key is None:
-            peer.held_key_exchange = None
             self._count("tunnel.identity_unknown")
             return
-        peer.identity_key = identity_key
-        held = peer.held_key_exchange
-        peer.held_key_exchange = None
+        self._identities.pop(node, None)
+        self._identities[node] = identity_key
+        if len(self._identities) > MAX_IDENTITIES:
+            oldest = next(iter(self._identities))
+            if oldest not in self.peers:
+                del self._identities[oldest]
         if held is not None:
             self.on_key_exchange(held[0], held[1], now, refetched=True)
 
@@ -232,19 +249,22 @@ class PeerTable:
             self._count("tunnel.pilk_rejected")
             self._datagrams.append((self.own_key_exchange(), source))
             return
-        peer = self._peer(kx.sender)
-        if peer.identity_key is None or (peer.identity_key != kx.identity_key and not refetched):
-            peer.held_key_exchange = (kx, source)
-            if peer.identity_requested_at is None or now - peer.identity_requested_at >= 1.0:
-                peer.identity_requested_at = now
-                self._events.append(NeedIdentity(peer.node))
+        known_key = self._identities.get(kx.sender)
+        if known_key is None or (known_key != kx.identity_key and not refetched):
+            # Unknown (or changed) identity: hold the newest PILA and ask the registry once.
+            if kx.sender in self._held or len(self._held) < MAX_UNVERIFIED_NODES:
+                if self._request_identity(kx.sender, now):
+                    self._held[kx.sender] = (kx, source)
+            else:
+                self._count("tunnel.kx_held_full")
             return
-        if peer.identity_key != kx.identity_key:
+        if known_key != kx.identity_key:
             self._count("tunnel.kx_key_mismatch")
             return
         if not verify_signature(kx.identity_key, kx.signature, pila_signed_message(kx.sender, kx.x25519_public)):
             self._count("tunnel.kx_bad_signature")
             return
+        peer = self._peer(kx.sender)
         changed = peer.session is None or peer.session.peer_x25519 != kx.x25519_public
         if changed:
             try:
@@ -303,10 +323,17 @@ class PeerTable:
         return plaintext
 
     def _recovery_key_exchange(self, node: int, source: PeerPath, now: float) -> None:
-        peer = self._peer(node)
-        if peer.last_recovery_kx_at is not None and now - peer.last_recovery_kx_at < self.config.recovery_kx_interval:
+        sent_at = self._recovery_sent_at.get(node)
+        if sent_at is not None and now - sent_at < self.config.recovery_kx_interval:
             return
-        peer.last_recovery_kx_at = now
+        if sent_at is None and len(self._recovery_sent_at) >= MAX_UNVERIFIED_NODES:
+            expired = [n for n, t in self._recovery_sent_at.items() if now - t >= self.config.recovery_kx_interval]
+            for n in expired:
+                del self._recovery_sent_at[n]
+            if len(self._recovery_sent_at) >= MAX_UNVERIFIED_NODES:
+                self._count("tunnel.recovery_full")
+                return
+        self._recovery_sent_at[node] = now
         self._datagrams.append((self.own_key_exchange(), source))
 
     def _reset_session(self, peer: Peer) -> None:

@@ -1,0 +1,201 @@
+"""Scripted exchanges: exact segments, flags, seq/ack and deadlines at each hop."""
+
+import pytest
+
+from pilotsock.config import TransportConfig
+from pilotsock.transport.connection import ACK, FIN, RST, SYN, ConnEvent, OutSegment, State, StreamConnection
+from pilotsock.wire.sack import decode_sack, is_sack_payload
+
+CONFIG = TransportConfig(mss=1000, receive_buffer_bytes=64 * 4096)
+
+
+def dialer(now: float = 0.0, iss: int = 0) -> StreamConnection:
+    conn = StreamConnection(CONFIG, iss=iss)
+    conn.open_active(now)
+    return conn
+
+
+def established_pair(now: float = 0.0) -> tuple[StreamConnection, StreamConnection]:
+    client = dialer(now, iss=100)
+    syn = client.segments_to_send(now)[0]
+    server = StreamConnection(CONFIG, iss=500)
+    server.open_passive(syn.seq, syn.window_units, now)
+    synack = server.segments_to_send(now)[0]
+    client.on_segment(synack.flags, synack.seq, synack.ack, synack.window_units, b"", now)
+    ack = client.segments_to_send(now)[0]
+    server.on_segment(ack.flags, ack.seq, ack.ack, ack.window_units, b"", now)
+    client.pop_events()
+    server.pop_events()
+    return client, server
+
+
+def deliver(segments: list[OutSegment], to: StreamConnection, now: float) -> None:
+    for s in segments:
+        to.on_segment(s.flags, s.seq, s.ack, s.window_units, s.payload, now)
+
+
+def test_dial_sends_syn_then_acks_syn_ack_and_only_keepalive_remains() -> None:
+    client = dialer(0.0)
+    assert client.segments_to_send(0.0) == [OutSegment(SYN, 0, 0, 64)]
+    assert client.next_deadline() == 1.0
+    client.on_segment(SYN | ACK, 7000, 1, 512, b"", 0.05)
+    assert client.pop_events() == [ConnEvent.ESTABLISHED]
+    assert client.segments_to_send(0.05) == [OutSegment(ACK, 1, 7001, 64)]
+    assert client.state is State.ESTABLISHED
+    assert client.next_deadline() == pytest.approx(30.05)  # keepalive; idle close at 120 s
+    assert client.peer_window_bytes == 512 * 4096
+
+
+def test_lost_syn_is_retransmitted_on_the_go_schedule_then_times_out() -> None:
+    client = dialer(0.0)
+    times = []
+    now = 0.0
+    sent = len(client.segments_to_send(now))
+    while client.state is State.SYN_SENT:
+        now = client.next_deadline()  # type: ignore[assignment]
+        client.on_timer(now)
+        segments = client.segments_to_send(now)
+        if segments and segments[0].flags == SYN:
+            times.append(now)
+            sent += 1
+    assert times == [1.0, 3.0, 7.0, 15.0, 23.0, 31.0]
+    assert sent == 7
+    assert now == 39.0
+    assert client.pop_events() == [ConnEvent.TIMED_OUT, ConnEvent.CLOSED]
+
+
+def test_rst_while_dialing_is_refused() -> None:
+    client = dialer()
+    client.segments_to_send(0.0)
+    client.on_segment(RST, 0, 0, 0, b"", 0.01)
+    assert client.pop_events() == [ConnEvent.REFUSED, ConnEvent.CLOSED]
+
+
+def test_responder_is_established_only_after_the_ack() -> None:
+    server = StreamConnection(CONFIG, iss=0)
+    server.open_passive(41, 0, 0.0)
+    assert server.segments_to_send(0.0) == [OutSegment(SYN | ACK, 0, 42, 64)]
+    assert server.pop_events() == []
+    server.on_segment(SYN, 41, 0, 0, b"", 0.5)  # duplicate SYN: SYN-ACK again
+    assert server.segments_to_send(0.5) == [OutSegment(SYN | ACK, 0, 42, 64)]
+    server.on_segment(ACK, 42, 1, 0, b"", 0.6)
+    assert server.pop_events() == [ConnEvent.ESTABLISHED]
+    assert server.peer_window_bytes is None  # window 0 = no limit, never "closed"
+
+
+def test_delayed_ack_after_two_segments_or_40ms() -> None:
+    client, server = established_pair()
+    client.write(b"x" * 1000, 0.0)
+    deliver(client.segments_to_send(0.0), server, 0.01)
+    assert server.segments_to_send(0.01) == []
+    assert server.next_deadline() == pytest.approx(0.05)
+    server.on_timer(0.05)
+    assert server.segments_to_send(0.05) == [OutSegment(ACK, 501, 1101, 63)]
+    client.write(b"y" * 2000, 0.1)
+    deliver(client.segments_to_send(0.1), server, 0.11)
+    assert [s.ack for s in server.segments_to_send(0.11)] == [3101]
+
+
+def test_short_segment_is_acked_at_once() -> None:
+    client, server = established_pair()
+    client.write(b"GET / HTTP/1.1\r\n\r\n", 0.0)
+    deliver(client.segments_to_send(0.0), server, 0.01)
+    assert [s.flags for s in server.segments_to_send(0.01)] == [ACK]
+
+
+def test_nagle_holds_a_small_segment_until_acked_and_nodelay_does_not() -> None:
+    client, server = established_pair()
+    client.write(b"a" * 10, 0.0)
+    assert len(client.segments_to_send(0.0)) == 1
+    client.write(b"b" * 10, 0.001)
+    assert client.segments_to_send(0.001) == []
+    assert client.next_deadline() == pytest.approx(0.041)
+    client.nodelay = True
+    client.write(b"c" * 10, 0.002)
+    assert [len(s.payload) for s in client.segments_to_send(0.002)] == [20]
+
+
+def test_out_of_order_gets_immediate_sack_with_at_most_four_blocks() -> None:
+    client, server = established_pair()
+    client.write(b"z" * 10000, 0.0)
+    segments = client.segments_to_send(0.0)
+    assert len(segments) == 10
+    deliver([segments[i] for i in (1, 3, 5, 7, 9)], server, 0.01)
+    acks = server.segments_to_send(0.01)
+    assert len(acks) == 1 and acks[0].ack == 101 and is_sack_payload(acks[0].payload)
+    blocks = decode_sack(acks[0].payload)
+    assert len(blocks) == 4
+    assert blocks[0] == (101 + 9000, 101 + 10000)  # the most recent block first
+
+
+def test_sack_recovery_retransmits_every_hole_with_original_boundaries() -> None:
+    client, server = established_pair()
+    client.write(b"q" * 10000, 0.0)
+    segments = client.segments_to_send(0.0)
+    deliver([s for i, s in enumerate(segments) if i not in (2, 5)], server, 0.01)
+    deliver(server.segments_to_send(0.01), client, 0.02)
+    retransmitted = client.segments_to_send(0.02)
+    assert [(s.seq, len(s.payload)) for s in retransmitted] == [
+        (segments[2].seq, 1000), (segments[5].seq, 1000)]
+    assert client.stats.fast_retransmits == 1
+    deliver(retransmitted, server, 0.03)
+    assert server.take_received() == b"q" * 10000
+
+
+def test_close_sends_fin_only_after_all_data_is_acked_and_time_wait_never_answers_with_fin() -> None:
+    client, server = established_pair()
+    client.write(b"data", 0.0)
+    client.shutdown_write(0.0)
+    first = client.segments_to_send(0.0)
+    assert [s.flags for s in first] == [ACK]  # the data, not yet a FIN
+    deliver(first, server, 0.01)
+    deliver(server.segments_to_send(0.01), client, 0.02)
+    fin = client.segments_to_send(0.02)
+    assert fin == [OutSegment(FIN | ACK, 105, 501, 64)]
+    assert client.state is State.FIN_WAIT_1
+    deliver(fin, server, 0.03)
+    assert server.pop_events() == [ConnEvent.PEER_EOF]
+    assert server.state is State.CLOSE_WAIT
+    assert server.segments_to_send(0.03) == [OutSegment(ACK, 501, 106, 63)]
+    server.shutdown_write(0.04)
+    server_fin = server.segments_to_send(0.04)
+    assert [s.flags for s in server_fin] == [FIN | ACK]
+    deliver(server.segments_to_send(0.04) + server_fin, client, 0.05)
+    assert client.state is State.TIME_WAIT
+    final = client.segments_to_send(0.05)
+    assert final == [OutSegment(ACK, 106, 502, 64)]
+    # A duplicate FIN in TIME_WAIT gets a pure ACK, never a FIN, and TIME_WAIT is not restarted.
+    deliver(server_fin, client, 5.0)
+    assert [s.flags for s in client.segments_to_send(5.0)] == [ACK]
+    assert client.next_deadline() == pytest.approx(10.05)
+    deliver(final, server, 0.06)
+    assert server.pop_events() == [ConnEvent.CLOSED]
+    client.on_timer(10.05)
+    assert client.pop_events()[-1] is ConnEvent.CLOSED
+
+
+def test_go_style_fin_without_ack_is_a_full_close() -> None:
+    client, server = established_pair()
+    server.on_segment(FIN, 101, 0, 0, b"", 0.1)
+    assert server.pop_events() == [ConnEvent.PEER_EOF, ConnEvent.PEER_GONE]
+    assert server.state is State.TIME_WAIT
+    assert [s.flags for s in server.segments_to_send(0.1)] == [ACK]
+
+
+def test_fin_after_a_gap_waits_then_resets() -> None:
+    client, server = established_pair()
+    server.on_segment(FIN | ACK, 101 + 500, 501, 10, b"", 0.1)  # 500 bytes never arrive
+    assert server.pop_events() == []
+    deadline = server.next_deadline()
+    assert deadline is not None and deadline <= 0.1 + 2 * 1.0 + 1e-9
+    server.on_timer(2.1)
+    assert server.pop_events() == [ConnEvent.RESET, ConnEvent.CLOSED]
+
+
+def test_keepalive_then_idle_timeout() -> None:
+    client, server = established_pair()
+    client.on_timer(30.0)
+    assert [s.flags for s in client.segments_to_send(30.0)] == [ACK]
+    client.on_timer(120.0)
+    assert [s.flags for s in client.segments_to_send(120.0)] == [RST]
+    assert client.pop_events() == [ConnEvent.TIMED_OUT, ConnEvent.CLOSED]
