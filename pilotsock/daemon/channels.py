@@ -14,14 +14,13 @@ an AF_UNIX socketpair whose other end the application owns (``socket-design.md``
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from typing import Callable
 
 from pilotsock.addresses import Addr
-from pilotsock.errors import ErrorCode
 from pilotsock.daemon.stack import DATAGRAM_ADDRESS, MAX_DATAGRAM_PAYLOAD, NodeStack, StreamEndpoint
+from pilotsock.errors import ErrorCode
 
 log = logging.getLogger("pilotsock.daemon.channels")
 
@@ -142,9 +141,7 @@ class UnixStreamChannel:
         self._close_socket()
 
     def on_closed(self) -> None:
-        if self.endpoint.conn.readable_bytes == 0 and not self._peer_eof:
-            self._close_socket()
-        elif self.endpoint.conn.readable_bytes == 0:
+        if self.endpoint.conn.readable_bytes == 0 and not self._peer_eof or self.endpoint.conn.readable_bytes == 0:
             self._close_socket()
         else:
             # Data still waits for a slow reader after the machine finished: keep writing it

@@ -18,7 +18,8 @@ import itertools
 import logging
 import struct
 from collections import deque
-from typing import Callable, Protocol as TypingProtocol
+from typing import Callable
+from typing import Protocol as TypingProtocol
 
 from pilotsock.addresses import Addr
 from pilotsock.config import DaemonConfig

@@ -35,15 +35,22 @@ retransmission timeout; ``pipe`` bytes in flight; ``mss`` payload bytes per segm
 
 from __future__ import annotations
 
-import enum
-from typing import NamedTuple
-
 from pilotsock.config import WINDOW_UNIT_BYTES, TransportConfig
 from pilotsock.transport.congestion import make_controller
 from pilotsock.transport.receive_queue import ReceiveQueue
 from pilotsock.transport.rtt import RttEstimator
 from pilotsock.transport.send_queue import SendQueue, SentSegment
 from pilotsock.transport.seqnum import SEQ_MASK, seq_diff, seq_ge, seq_gt, seq_le
+from pilotsock.transport.states import (
+    RECEIVING_STATES,
+    SENDING_STATES,
+    SYNCHRONIZED_STATES,
+    TRANSITIONS,
+    ConnEvent,
+    OutSegment,
+    State,
+)
+from pilotsock.transport.timers import AckState, CloseState, ConnectionStats, ConnectionTimers, HandshakeState
 from pilotsock.wire.header import Flag
 from pilotsock.wire.sack import decode_sack, encode_sack, is_sack_payload
 
@@ -51,60 +58,8 @@ SYN = int(Flag.SYN)
 ACK = int(Flag.ACK)
 FIN = int(Flag.FIN)
 RST = int(Flag.RST)
+__all__ = ["ACK", "FIN", "RST", "SYN", "TRANSITIONS", "ConnEvent", "OutSegment", "State", "StreamConnection"]
 SACK_SPLIT_BYTES = 4  # transport.md §4: send the first 4 bytes of a SACK-looking payload alone
-
-
-class State(enum.Enum):
-    CLOSED = "CLOSED"
-    SYN_SENT = "SYN_SENT"
-    SYN_RECEIVED = "SYN_RECEIVED"
-    ESTABLISHED = "ESTABLISHED"
-    FIN_WAIT_1 = "FIN_WAIT_1"  # our FIN sent, not yet acknowledged
-    FIN_WAIT_2 = "FIN_WAIT_2"  # our FIN acknowledged, waiting for the peer's
-    CLOSING = "CLOSING"  # both FINs sent, ours not acknowledged
-    CLOSE_WAIT = "CLOSE_WAIT"  # peer finished; we may still send
-    LAST_ACK = "LAST_ACK"  # peer finished, our FIN sent
-    TIME_WAIT = "TIME_WAIT"
-
-
-# Legal transitions; _set_state refuses anything else (a bug, not a peer error).
-TRANSITIONS: dict[State, frozenset[State]] = {
-    State.CLOSED: frozenset({State.SYN_SENT, State.SYN_RECEIVED}),
-    State.SYN_SENT: frozenset({State.ESTABLISHED, State.CLOSED}),
-    State.SYN_RECEIVED: frozenset({State.ESTABLISHED, State.CLOSED}),
-    State.ESTABLISHED: frozenset({State.FIN_WAIT_1, State.CLOSE_WAIT, State.TIME_WAIT, State.CLOSED}),
-    State.FIN_WAIT_1: frozenset({State.FIN_WAIT_2, State.CLOSING, State.TIME_WAIT, State.CLOSED}),
-    State.FIN_WAIT_2: frozenset({State.TIME_WAIT, State.CLOSED}),
-    State.CLOSING: frozenset({State.TIME_WAIT, State.CLOSED}),
-    State.CLOSE_WAIT: frozenset({State.LAST_ACK, State.TIME_WAIT, State.CLOSED}),
-    State.LAST_ACK: frozenset({State.CLOSED, State.TIME_WAIT}),
-    State.TIME_WAIT: frozenset({State.CLOSED}),
-}
-
-_SENDING_STATES = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
-_RECEIVING_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-_SYNCHRONIZED = frozenset({
-    State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.CLOSE_WAIT,
-    State.LAST_ACK,
-})
-
-
-class ConnEvent(enum.Enum):
-    ESTABLISHED = "established"  # dialer: connect() may return; responder: ready for accept()
-    REFUSED = "refused"  # RST while dialing -> ECONNREFUSED
-    RESET = "reset"  # RST (or an unfillable gap before FIN) -> ECONNRESET
-    TIMED_OUT = "timed_out"  # give-up, SYN retries exhausted or idle -> ETIMEDOUT
-    PEER_EOF = "peer_eof"  # all data before the peer's FIN is in the receive queue
-    PEER_GONE = "peer_gone"  # peer closed fully (Go FIN without ACK): writes fail with EPIPE
-    CLOSED = "closed"  # no state left; the owner may forget the connection
-
-
-class OutSegment(NamedTuple):
-    flags: int
-    seq: int
-    ack: int
-    window_units: int
-    payload: bytes = b""
 
 
 class StreamConnection:
@@ -131,9 +86,9 @@ class StreamConnection:
         self.peer_window_bytes: int | None = None  # None: no limit announced yet
         self._out: list[OutSegment] = []
         self._events: list[ConnEvent] = []
-        self._handshake = _HandshakeState()
-        self._close = _CloseState()
-        self._ack = _AckState()
+        self._handshake = HandshakeState()
+        self._close = CloseState()
+        self._ack = AckState()
         self._recovery_point: int | None = None
         self._duplicate_acks = 0
         self._timeouts_unanswered = 0
@@ -142,15 +97,15 @@ class StreamConnection:
         self._last_advertised_units = 0
         self._largest_segment_received = 0
         self.last_received_at = 0.0
-        self.timers = _Timers()
-        self.stats = _Stats()
+        self.timers = ConnectionTimers()
+        self.stats = ConnectionStats()
 
     # -- queries ----------------------------------------------------------------------------
 
     @property
     def send_space(self) -> int:
         """Bytes ``write`` would accept now (0 once the write side is closed)."""
-        if self._close.fin_requested or self.state not in _SENDING_STATES:
+        if self._close.fin_requested or self.state not in SENDING_STATES:
             return 0
         return self.send_queue.space_bytes
 
@@ -223,12 +178,12 @@ class StreamConnection:
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             self.abort(now)
             return
-        if self.state in _SENDING_STATES:
+        if self.state in SENDING_STATES:
             self._close.fin_requested = True
 
     def abort(self, now: float) -> None:
         """Send RST (if synchronized) and drop all state."""
-        if self.state in _SYNCHRONIZED or self.state is State.SYN_RECEIVED:
+        if self.state in SYNCHRONIZED_STATES or self.state is State.SYN_RECEIVED:
             self._out.append(OutSegment(RST, 0, 0, 0))
         self._enter_closed()
 
@@ -305,7 +260,7 @@ class StreamConnection:
             self._close.nagle_expired = True
         if timers.keepalive_at is not None and now >= timers.keepalive_at:
             timers.keepalive_at = now + self.config.keepalive_interval
-            if self.state in _SYNCHRONIZED:
+            if self.state in SYNCHRONIZED_STATES:
                 self._ack.keepalive = True
 
     # -- output -----------------------------------------------------------------------------
@@ -319,7 +274,7 @@ class StreamConnection:
         elif state is State.SYN_RECEIVED and self._handshake.due:
             self._handshake.due = False
             self._out.append(OutSegment(SYN | ACK, self.iss, self.receive_queue.rcv_nxt, self._advertise()))
-        elif state in _SYNCHRONIZED:
+        elif state in SYNCHRONIZED_STATES:
             carried_ack = self._send_data(now)
             if self._ack.now or self._ack.keepalive or self._ack.window_update:
                 if not carried_ack or self.receive_queue.has_out_of_order or self._ack.keepalive:
@@ -476,7 +431,7 @@ class StreamConnection:
             queue.on_retransmitted(segment, now)
             self.stats.retransmissions += 1
             sent_any = True
-        if self.state in _SENDING_STATES:
+        if self.state in SENDING_STATES:
             sent_any |= self._send_new_data(now, cwnd, ack, units)
             if (self._close.fin_requested and not self._close.fin_sent
                     and queue.unsent_bytes == 0 and queue.unacked_bytes == 0):
@@ -545,7 +500,7 @@ class StreamConnection:
 
     def _maybe_window_update(self) -> None:
         """Fix for the Go 1.18 zero-window deadlock: announce a window that re-opened."""
-        if self.state not in _SYNCHRONIZED:
+        if self.state not in SYNCHRONIZED_STATES:
             return
         capacity = self.receive_queue.capacity_bytes
         quarter_units = max(1, capacity // 4 // WINDOW_UNIT_BYTES)
@@ -556,7 +511,7 @@ class StreamConnection:
     # -- receiving --------------------------------------------------------------------------
 
     def _receive_data(self, seq: int, payload: bytes | memoryview, now: float) -> None:
-        if self.state not in _RECEIVING_STATES or self._close.peer_fin_received:
+        if self.state not in RECEIVING_STATES or self._close.peer_fin_received:
             self._ack.now = True
             return
         queue = self.receive_queue
@@ -588,7 +543,7 @@ class StreamConnection:
 
     def _on_fin(self, fin_seq: int, has_ack: bool, now: float) -> None:
         self._ack.now = True
-        if self._close.peer_fin_received or self.state not in _SYNCHRONIZED:
+        if self._close.peer_fin_received or self.state not in SYNCHRONIZED_STATES:
             return
         offset = seq_diff(fin_seq, self.receive_queue.rcv_nxt)
         if offset > 0:
@@ -670,85 +625,3 @@ class StreamConnection:
         self.state = State.CLOSED
         self.timers.clear()
         self._events.append(ConnEvent.CLOSED)
-
-
-class _HandshakeState:
-    __slots__ = ("_due", "sent_at", "transmissions")
-
-    def __init__(self) -> None:
-        self._due = False
-        self.sent_at = 0.0
-        self.transmissions = 0
-
-    @property
-    def due(self) -> bool:
-        return self._due
-
-    @due.setter
-    def due(self, value: bool) -> None:
-        if value and not self._due:
-            self.transmissions += 1
-        self._due = value
-
-
-class _CloseState:
-    __slots__ = ("fin_requested", "fin_sent", "fin_seq", "fin_acked", "peer_fin_received",
-                 "pending_fin_seq", "pending_fin_has_ack", "nagle_expired")
-
-    def __init__(self) -> None:
-        self.fin_requested = False
-        self.fin_sent = False
-        self.fin_seq = 0
-        self.fin_acked = False
-        self.peer_fin_received = False
-        self.pending_fin_seq: int | None = None
-        self.pending_fin_has_ack = True
-        self.nagle_expired = False
-
-
-class _AckState:
-    __slots__ = ("now", "keepalive", "window_update", "unacked_segments")
-
-    def __init__(self) -> None:
-        self.now = False
-        self.keepalive = False
-        self.window_update = False
-        self.unacked_segments = 0
-
-
-class _Timers:
-    """Named absolute deadlines (monotonic seconds); None = not armed."""
-
-    __slots__ = ("retransmit_at", "delayed_ack_at", "nagle_at", "keepalive_at", "idle_at",
-                 "time_wait_until", "fin_gap_at")
-
-    def __init__(self) -> None:
-        self.clear()
-
-    def clear(self) -> None:
-        self.retransmit_at: float | None = None
-        self.delayed_ack_at: float | None = None
-        self.nagle_at: float | None = None
-        self.keepalive_at: float | None = None
-        self.idle_at: float | None = None
-        self.time_wait_until: float | None = None
-        self.fin_gap_at: float | None = None
-
-    def earliest(self) -> float | None:
-        candidates = [t for t in (self.retransmit_at, self.delayed_ack_at, self.nagle_at, self.keepalive_at,
-                                  self.idle_at, self.time_wait_until, self.fin_gap_at) if t is not None]
-        return min(candidates) if candidates else None
-
-
-class _Stats:
-    __slots__ = ("segments_sent", "segments_received", "bytes_sent", "bytes_received", "retransmissions",
-                 "fast_retransmits", "timeouts")
-
-    def __init__(self) -> None:
-        self.segments_sent = 0
-        self.segments_received = 0
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self.retransmissions = 0
-        self.fast_retransmits = 0
-        self.timeouts = 0

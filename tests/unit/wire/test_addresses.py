@@ -92,7 +92,7 @@ def test_format_rejects_out_of_range(network, node):
 
 
 def test_specials():
-    assert ZERO == Addr(0, 0) and ZERO.is_zero and str(ZERO) == "0:0000.0000.0000"
+    assert Addr(0, 0) == ZERO and ZERO.is_zero and str(ZERO) == "0:0000.0000.0000"
     broadcast = Addr(7, BROADCAST_NODE)
     assert broadcast.is_broadcast and str(broadcast) == "7:0007.FFFF.FFFF"
     assert not Addr(0, 1).is_zero and not Addr(0, 1).is_broadcast

@@ -41,9 +41,9 @@ MAGICS = [b"PILT", b"PILS", b"PILK", b"PILA", b"PILP"]
 # ---------------------------------------------------------------------------------------------
 
 def test_magics_and_sizes():
-    assert (tf.MAGIC_PILT, tf.MAGIC_PILS, tf.MAGIC_PILK, tf.MAGIC_PILA, tf.MAGIC_PILP) == (
+    assert (
         bytes.fromhex("50494c54"), bytes.fromhex("50494c53"), bytes.fromhex("50494c4b"),
-        bytes.fromhex("50494c41"), bytes.fromhex("50494c50"))
+        bytes.fromhex("50494c41"), bytes.fromhex("50494c50")) == (tf.MAGIC_PILT, tf.MAGIC_PILS, tf.MAGIC_PILK, tf.MAGIC_PILA, tf.MAGIC_PILP)
     assert tf.PILS_PREFIX.size == 20
     assert tf.PILS_OVERHEAD_BYTES == 36
     assert tf.PILK_BYTES == 40
