@@ -32,11 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "loopback registry, else 0.0.0.0:0)")
     parser.add_argument("--endpoint", metavar="HOST:PORT", help="UDP address to register instead of the "
                         "discovered one")
-    parser.add_argument("--public", action="store_true", help="let any node resolve this node's address")
+    visibility = parser.add_mutually_exclusive_group()
+    visibility.add_argument("--public", action="store_true", default=None,
+                            help="let any node resolve this node's address (default with the local registry)")
+    visibility.add_argument("--private", dest="public", action="store_false",
+                            help="only trusted nodes may resolve this node (default with a configured registry)")
     parser.add_argument("--hostname", help="register this hostname")
     parser.add_argument("--no-echo", action="store_true", help="disable the built-in echo service on port 7")
     parser.add_argument("--log-level", default=os.environ.get("PILOTSOCK_LOG_LEVEL", "INFO"))
     parser.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--heartbeat-interval", type=float, default=30.0, help=argparse.SUPPRESS)
     return parser
 
 
@@ -57,8 +62,11 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
     registry = args.registry or os.environ.get("PILOTSOCK_REGISTRY") or None
     beacon = args.beacon or os.environ.get("PILOTSOCK_BEACON") or None
     listen = args.listen or ("127.0.0.1:0" if _is_loopback(registry) else "0.0.0.0:0")
+    # Every node on the per-user local registry belongs to the same user: public unless asked.
+    public = args.public if args.public is not None else registry is None
     return DaemonConfig(home=home.resolve(), registry=registry, beacon=beacon, listen=listen,
-                        endpoint=args.endpoint, public=args.public, hostname=args.hostname, echo=not args.no_echo)
+                        endpoint=args.endpoint, public=public, hostname=args.hostname, echo=not args.no_echo,
+                        heartbeat_interval=args.heartbeat_interval)
 
 
 async def _run(config: DaemonConfig, ready_fd: int | None) -> int:

@@ -288,7 +288,7 @@ class Daemon:
 
     def stats(self) -> dict[str, Any]:
         counters: dict[str, int] = dict(self.counters)
-        for part in (self.udp, self.stack, self.peers, self.local_api):
+        for part in (self.udp, self.stack, self.peers, self.local_api, self.link):
             if part is not None:
                 counters.update(part.counters)
         stack = self.stack

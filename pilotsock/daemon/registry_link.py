@@ -36,6 +36,7 @@ class RegistryLink:
         self.listen_addr: str | None = None
         self.heartbeat_failures = 0
         self.on_heartbeat: Callable[[], None] = lambda: None
+        self.counters = {"registry.heartbeat_ok": 0, "registry.heartbeat_failed": 0, "registry.reregistered": 0}
 
     async def register(self, listen_addr: str) -> dict[str, Any]:
         """Register (retrying with back-off until it works) and apply visibility/hostname."""
@@ -72,17 +73,22 @@ class RegistryLink:
 
     async def heartbeat_once(self) -> None:
         assert self.node_id is not None
+        # Bounded: the client's reconnect back-off alone could hold one heartbeat for ~15 s.
+        timeout = min(10.0, max(1.0, self.config.heartbeat_interval))
         try:
-            await self.client.heartbeat(self.identity, self.node_id)
-        except (RegistryError, OSError) as exc:
+            await asyncio.wait_for(self.client.heartbeat(self.identity, self.node_id), timeout)
+        except (RegistryError, OSError, asyncio.TimeoutError) as exc:
             self.heartbeat_failures += 1
+            self.counters["registry.heartbeat_failed"] += 1
             log.warning("heartbeat failed (%d in a row): %s", self.heartbeat_failures, exc)
             if self.heartbeat_failures >= self.config.heartbeat_failures_before_reregister and self.listen_addr:
                 await self.register(self.listen_addr)
+                self.counters["registry.reregistered"] += 1
                 self.heartbeat_failures = 0
                 self.on_heartbeat()
             return
         self.heartbeat_failures = 0
+        self.counters["registry.heartbeat_ok"] += 1
         self.on_heartbeat()
 
     async def lookup_identity(self, node: int) -> bytes | None:
@@ -122,7 +128,7 @@ class RegistryLink:
                 continue
         return None
 
-    async def deregister(self, timeout: float = 2.0) -> None:
+    async def deregister(self, timeout: float = 1.0) -> None:
         if self.node_id is None:
             return
         try:
