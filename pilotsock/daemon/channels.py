@@ -29,6 +29,16 @@ MAX_IOV = 512
 UNIX_BUFFER_BYTES = 1024 * 1024
 
 
+def _prepare(sock: socket.socket) -> None:
+    """Non-blocking, with larger kernel buffers (best effort)."""
+    sock.setblocking(False)
+    for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, UNIX_BUFFER_BYTES)
+        except OSError:
+            pass
+
+
 class UnixStreamChannel:
     def __init__(self, stack: NodeStack, endpoint: StreamEndpoint, sock: socket.socket) -> None:
         self.stack = stack
@@ -42,12 +52,7 @@ class UnixStreamChannel:
         self._peer_eof = False
         self._eof_delivered = False
         self._closed = False
-        sock.setblocking(False)
-        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, UNIX_BUFFER_BYTES)
-            except OSError:
-                pass
+        _prepare(sock)
 
     # -- interest management ----------------------------------------------------------------
 
@@ -237,12 +242,7 @@ class UnixDatagramChannel:
         self._fd = sock.fileno()
         self._on_closed = on_closed
         self.dropped = 0
-        sock.setblocking(False)
-        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, UNIX_BUFFER_BYTES)
-            except OSError:
-                pass
+        _prepare(sock)
         self.loop.add_reader(self._fd, self._on_readable)
 
     def _on_readable(self) -> None:

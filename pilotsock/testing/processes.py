@@ -7,7 +7,6 @@ database, waits (bounded) until it is ready, and stops it with SIGTERM then SIGK
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pilotsock.daemon.home import read_state
 
 READY_TIMEOUT_SECONDS = 20.0
 
@@ -30,14 +31,6 @@ def _wait_for(predicate: Any, timeout: float, what: str, process: subprocess.Pop
             raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready")
         time.sleep(0.02)
     raise TimeoutError(f"{what} not ready within {timeout:.0f} s")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float) -> int:
@@ -77,7 +70,7 @@ def start_registry(directory: Path, *, listen: str = "127.0.0.1:0", beacon: str 
         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
     )
     log.close()
-    data = _wait_for(lambda: _read_json(state), READY_TIMEOUT_SECONDS, "registry", process)
+    data = _wait_for(lambda: read_state(state), READY_TIMEOUT_SECONDS, "registry", process)
     return RegistryProcess(directory, process, data["registry"], data["beacon"], db)
 
 
@@ -128,7 +121,7 @@ def start_daemon(home: Path, registry: str | None, *, extra_args: list[str] | No
     process = subprocess.Popen([sys.executable, "-m", "pilotsock.daemon", *args], stdin=subprocess.DEVNULL,
                                stdout=log, stderr=log, env=env)
     log.close()
-    info = _wait_for(lambda: _read_json(state), READY_TIMEOUT_SECONDS, f"daemon in {home}", process)
+    info = _wait_for(lambda: read_state(state), READY_TIMEOUT_SECONDS, f"daemon in {home}", process)
     return DaemonProcess(home, process, info, registry, list(extra_args or []))
 
 

@@ -216,7 +216,7 @@ class StreamConnection:
         if state is State.SYN_RECEIVED:
             if not flags & ACK or ack != self.snd_nxt:
                 return
-            self._complete_passive_open(now)
+            self._complete_open(now)
         elif state is State.TIME_WAIT:
             if flags & FIN:
                 self._ack.now = True  # never a FIN, never a TIME_WAIT restart (§10 rule 5)
@@ -296,16 +296,11 @@ class StreamConnection:
             return
         self.receive_queue.reset((seq + 1) & SEQ_MASK)
         self._update_peer_window(window_units)
-        self.snd_una = self.snd_nxt
-        if self._handshake.transmissions == 1:
-            self.rtt.on_sample(now - self._handshake.sent_at)
-        self.timers.retransmit_at = None
-        self._set_state(State.ESTABLISHED)
-        self._arm_liveness(now)
+        self._complete_open(now)
         self._ack.now = True
-        self._events.append(ConnEvent.ESTABLISHED)
 
-    def _complete_passive_open(self, now: float) -> None:
+    def _complete_open(self, now: float) -> None:
+        """Our SYN (or SYN-ACK) was acknowledged: ESTABLISHED."""
         self.snd_una = self.snd_nxt
         if self._handshake.transmissions == 1:
             self.rtt.on_sample(now - self._handshake.sent_at)
