@@ -106,7 +106,7 @@ def _raise_for(reply: dict[str, Any], fds: list[int]) -> None:
     raise make_error(int(reply.get("code", ErrorCode.INTERNAL)), reply.get("detail") or None)
 
 
-class socket(_stdlib.socket):
+class socket(_stdlib.socket):  # type: ignore[no-redef]
     """``socket.socket`` with ``AF_PILOT`` support; other families behave exactly as the stdlib."""
 
     __slots__ = ("_pilot",)
@@ -261,10 +261,10 @@ class socket(_stdlib.socket):
         _raise_for(reply, fds)
         state.listening = True
 
-    def accept(self) -> tuple[socket, Any]:  # type: ignore[override]
+    def accept(self) -> tuple[socket, Any]:
         state = self._pilot
         if state is None:
-            return super().accept()  # type: ignore[return-value]
+            return super().accept()
         self._check_open()
         if not state.listening:
             raise OSError(_errno.EINVAL, _os.strerror(_errno.EINVAL))
@@ -340,7 +340,7 @@ class socket(_stdlib.socket):
 
     # -- options ----------------------------------------------------------------------------
 
-    def setsockopt(self, level: int, option: int, value: Any, optlen: Any = None) -> None:  # type: ignore[override]
+    def setsockopt(self, level: int, option: int, value: Any, optlen: Any = None) -> None:
         state = self._pilot
         if state is not None and level == _stdlib.IPPROTO_TCP:
             if state.kind != _stdlib.SOCK_STREAM:
@@ -351,7 +351,7 @@ class socket(_stdlib.socket):
             return super().setsockopt(level, option, value)
         return super().setsockopt(level, option, value, optlen)
 
-    def getsockopt(self, level: int, option: int, buflen: Any = None) -> Any:  # type: ignore[override]
+    def getsockopt(self, level: int, option: int, buflen: Any = None) -> Any:
         state = self._pilot
         if state is not None:
             if level == _stdlib.IPPROTO_TCP:
@@ -369,7 +369,7 @@ class socket(_stdlib.socket):
 
     # -- datagrams (AF_PILOT, SOCK_DGRAM) ---------------------------------------------------
 
-    def sendto(self, data: Any, *args: Any) -> int:  # type: ignore[override]
+    def sendto(self, data: Any, *args: Any) -> int:
         state = self._pilot
         if state is None or state.kind != _stdlib.SOCK_DGRAM:
             if state is not None:
@@ -446,15 +446,16 @@ class socket(_stdlib.socket):
         return ("[closed] " if closed else "") + ", ".join(parts) + ">"
 
 
-SocketType = socket
+SocketType = socket  # type: ignore[misc,assignment]
 
 
-def create_connection(address: tuple[Any, int], timeout: Any = _stdlib._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+def create_connection(  # type: ignore[no-redef]
+        address: tuple[Any, int], timeout: Any = _stdlib._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
                       source_address: Any = None, **kwargs: Any) -> socket:
     """Like ``socket.create_connection``, for virtual addresses too."""
     host, port = address
     if to_virtual(host) is None and not is_pilot_name(host):
-        return _stdlib.create_connection(address, timeout, source_address, **kwargs)  # type: ignore[return-value]
+        return _stdlib.create_connection(address, timeout, source_address, **kwargs)
     sock = socket(AF_PILOT, _stdlib.SOCK_STREAM)
     try:
         if timeout is not _stdlib._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import os
 import signal
-from typing import Any
+from typing import Any, Hashable
 
 import pilotsock
 from pilotsock.addresses import Addr
@@ -25,7 +25,7 @@ from pilotsock.daemon.home import HomeLock, ensure_private_dir, write_json_atomi
 from pilotsock.daemon.local_api import LocalApiServer
 from pilotsock.daemon.registry_link import RegistryLink
 from pilotsock.daemon.scheduler import Scheduler
-from pilotsock.daemon.stack import NodeStack
+from pilotsock.daemon.stack import NodeStack, StreamEndpoint
 from pilotsock.daemon.udp_endpoint import Address, UdpEndpoint, format_host_port, parse_host_port
 from pilotsock.errors import ErrorCode, MalformedFrame
 from pilotsock.identity import Identity
@@ -104,6 +104,7 @@ class Daemon:
                 None, ensure_local_registry, local_registry_dir())
             beacon = beacon or local_beacon
         self.registry_address = registry
+        assert registry is not None
         host, port = parse_host_port(registry)
         client = RegistryClient(host, port)
         self.link = RegistryLink(client, self.identity, config)
@@ -117,7 +118,7 @@ class Daemon:
         self._beacon_keepalive()
         self.peers = PeerTable(config.tunnel, own_node=self.own.node, identity_public_key=self.identity.public_key,
                                sign=self.identity.sign)
-        self.scheduler = Scheduler(self.loop, lambda endpoint, now: self._stack().on_timer(endpoint, now))
+        self.scheduler = Scheduler(self.loop, self._on_timer)
         self.stack = NodeStack(self.loop, config, own=self.own, peers=self.peers, send_frame=self._send_frame,
                                schedule=self.scheduler.schedule)
         self.stack.on_tunnel_activity = self._service_tunnel
@@ -127,6 +128,10 @@ class Daemon:
             self.local_api.start_echo()
         write_json_atomic(config.state_path, self.info())
         self._spawn(self.link.heartbeat_forever())
+
+    def _on_timer(self, endpoint: Hashable, now: float) -> None:
+        assert isinstance(endpoint, StreamEndpoint)
+        self._stack().on_timer(endpoint, now)
 
     def _stack(self) -> NodeStack:
         assert self.stack is not None
@@ -141,8 +146,7 @@ class Daemon:
             self.udp.send(encode_beacon(Discover(0)), self.beacon)
             try:
                 observed = await asyncio.wait_for(self._discovery, self.config.discovery_timeout)
-                host = ipaddress.ip_address(observed[0])
-                if not host.is_unspecified:
+                if not ipaddress.ip_address(observed[0]).is_unspecified:
                     return format_host_port(observed)
             except asyncio.TimeoutError:
                 log.info("beacon discovery timed out; using the local address")

@@ -22,6 +22,7 @@ class PilotHTTPConnection(http.client.HTTPConnection):
         super().__init__(host, port, **kwargs)
 
     def connect(self) -> None:
-        self.sock = pilot_socket.create_connection((self.host, self.port), self.timeout, self.source_address)
+        self.sock = pilot_socket.create_connection((self.host, self.port), self.timeout,
+                                                    getattr(self, "source_address", None))
         if self._tunnel_host:  # type: ignore[attr-defined]
             self._tunnel()  # type: ignore[attr-defined]

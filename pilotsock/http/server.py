@@ -38,7 +38,7 @@ class PilotHTTPServer(http.server.ThreadingHTTPServer):
         self.server_address = self.socket.getsockname()
         host, port = self.server_address[:2]
         # HTTPServer.server_bind would call getfqdn() and reach DNS; the alias is our name.
-        self.server_name = Addr.parse(host).alias()
+        self.server_name = Addr.parse(str(host)).alias()
         self.server_port = port
 
     @property
@@ -61,7 +61,7 @@ def serve(port: int = 8000, directory: str | None = None, bind: str = "", *,
         handler_class = type("FileHandler", (FileHandler,), {"protocol_version": protocol})
         handler = functools.partial(handler_class, directory=directory)
     with PilotHTTPServer((bind, port), handler) as server:
-        host, bound_port = server.server_address[:2]
+        host, bound_port = str(server.server_address[0]), server.server_address[1]
         lines = [f"Serving HTTP on {host} port {bound_port} ({server.url}) ..."]
         hostname = _hostname()
         if hostname:

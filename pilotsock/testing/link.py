@@ -125,8 +125,11 @@ class SimulatedLink:
         """Advance to the next event. Returns False when nothing is left to happen."""
         for index in range(len(self.sides)):
             self._pump(index)
-        deadlines = [(side.conn.next_deadline(), i) for i, side in enumerate(self.sides)]
-        deadlines = [(d, i) for d, i in deadlines if d is not None]
+        deadlines: list[tuple[float, int]] = []
+        for i, side in enumerate(self.sides):
+            deadline = side.conn.next_deadline()
+            if deadline is not None:
+                deadlines.append((deadline, i))
         next_arrival = self._queue[0][0] if self._queue else None
         next_deadline = min(deadlines)[0] if deadlines else None
         if next_arrival is None and next_deadline is None:
@@ -143,6 +146,7 @@ class SimulatedLink:
             self.sides[index].conn.on_segment(packet.flags, packet.seq, packet.ack, packet.window_units,
                                               bytes(packet.payload), self.now)
         else:
+            assert next_deadline is not None
             self.now = max(self.now, next_deadline)
             for d, i in deadlines:
                 if d <= self.now:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pilotsock.errors import MalformedFrame
 
 try:  # optional fast CRC (performance.md §2); identical results to zlib.crc32
-    from isal.isal_zlib import crc32 as _crc32
+    from isal.isal_zlib import crc32 as _crc32  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the environment
     _crc32 = zlib.crc32
 
@@ -70,7 +70,7 @@ def packet_checksum(header_without_checksum: bytes | memoryview, payload: bytes 
     """CRC-32/IEEE over the first 30 header bytes, four zero bytes, then the payload."""
     crc = _crc32(header_without_checksum)
     crc = _crc32(_ZERO_CHECKSUM, crc)
-    return _crc32(payload, crc) & 0xFFFFFFFF
+    return int(_crc32(payload, crc)) & 0xFFFFFFFF
 
 
 def encode_packet_into(
