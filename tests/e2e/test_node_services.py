@@ -174,3 +174,70 @@ def test_non_pilot_sockets_are_plain_stdlib_sockets() -> None:
     assert unix_b.recv(1) == b"x" and unix_a.family == stdlib_socket.AF_UNIX
     unix_a.close()
     unix_b.close()
+
+
+def test_killed_daemon_never_hangs_a_caller(daemons: DaemonFactory) -> None:
+    node = daemons("a")
+    program = (
+        "import pilotsock.socket as socket, sys, json\n"
+        "server = socket.socket(socket.AF_PILOT); server.bind(('', 8000)); server.listen()\n"
+        "client = socket.create_connection(server.getsockname(), timeout=10)\n"
+        "conn, _ = server.accept()\n"
+        "print('ready', flush=True)\n"
+        "results = {}\n"
+        "try:\n"
+        "    results['recv'] = repr(conn.recv(10))\n"
+        "except OSError as exc:\n"
+        "    results['recv'] = type(exc).__name__\n"
+        "try:\n"
+        "    server.accept(); results['accept'] = 'returned'\n"
+        "except OSError as exc:\n"
+        "    results['accept'] = [type(exc).__name__, exc.errno]\n"
+        "print(json.dumps(results), flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", program], env=node.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().startswith("ready")
+        time.sleep(0.2)  # the child is now blocked in recv()
+        node.kill()
+        line = child.stdout.readline()
+        child.wait(10)
+    finally:
+        child.kill()
+    results = json.loads(line)
+    assert results["recv"] == "b''"  # the daemon is gone: end of stream, not a hang
+    assert results["accept"] == ["ConnectionAbortedError", 103]
+
+
+def test_closing_a_listener_frees_its_port(daemons: DaemonFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    node = daemons("a")
+    use_daemon(monkeypatch, node)
+    first = psocket.socket(psocket.AF_PILOT, psocket.SOCK_STREAM)
+    first.bind(("", 6000))
+    first.listen()
+    second = psocket.socket(psocket.AF_PILOT, psocket.SOCK_STREAM)
+    with pytest.raises(OSError) as in_use:
+        second.bind(("", 6000))
+    assert in_use.value.errno == 98
+    first.close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            second.bind(("", 6000))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    second.listen()
+    client = psocket.socket(psocket.AF_PILOT, psocket.SOCK_STREAM)
+    client.settimeout(5)
+    client.connect((node.address, 6000))
+    conn, _ = second.accept()
+    assert conn.getsockname() == (node.address, 6000)
+    for sock in (conn, client, second):
+        sock.close()
+    ephemeral = psocket.socket(psocket.AF_PILOT, psocket.SOCK_STREAM)
+    ephemeral.bind(("", 0))
+    assert 49152 <= ephemeral.getsockname()[1] <= 65535
+    ephemeral.close()
