@@ -358,6 +358,10 @@ class NodeStack:
     def _forget(self, endpoint: StreamEndpoint) -> None:
         if self.streams.get(endpoint.key) is endpoint:
             del self.streams[endpoint.key]
+            stats = endpoint.conn.stats
+            for name in stats.__slots__:
+                key = f"stream.{name}"
+                self.counters[key] = self.counters.get(key, 0) + getattr(stats, name)
             self.ports.connection_closed(STREAM, endpoint.local_port)
         if endpoint.listener is not None and not endpoint.established:
             endpoint.listener.half_open -= 1

@@ -17,6 +17,7 @@ from pilotsock.config import TransportConfig
 from pilotsock.errors import MalformedFrame
 from pilotsock.transport.connection import ConnEvent, OutSegment, StreamConnection
 from pilotsock.wire.header import Packet, Protocol, decode_packet, encode_packet
+from pilotsock.wire.sack import is_sack_payload
 
 
 @dataclass
@@ -27,6 +28,11 @@ class LinkStats:
     duplicated: int = 0
     corrupted: int = 0
     bad_crc: int = 0
+    max_sack_blocks: int = 0
+    min_cwnd: float = float("inf")
+    max_cwnd: float = 0.0
+    min_rto: float = float("inf")
+    max_rto: float = 0.0
 
 
 @dataclass
@@ -75,6 +81,8 @@ class SimulatedLink:
         src, dst = self.sides[index], self.sides[1 - index]
         if self.record_trace:
             self.trace.append((self.now, index, segment))
+        if segment.payload and is_sack_payload(segment.payload):
+            self.stats.max_sack_blocks = max(self.stats.max_sack_blocks, segment.payload[4])
         raw = encode_packet(Packet(segment.flags, Protocol.STREAM, 0, index + 1, 0, 2 - index, src.port, dst.port,
                                    segment.seq, segment.ack, segment.window_units, segment.payload))
         self.stats.sent += 1
@@ -123,8 +131,15 @@ class SimulatedLink:
 
     def step(self) -> bool:
         """Advance to the next event. Returns False when nothing is left to happen."""
+        stats = self.stats
         for index in range(len(self.sides)):
             self._pump(index)
+            conn = self.sides[index].conn
+            cwnd, rto = conn.cc.window_bytes, conn.rtt.rto
+            stats.min_cwnd = min(stats.min_cwnd, cwnd)
+            stats.max_cwnd = max(stats.max_cwnd, cwnd)
+            stats.min_rto = min(stats.min_rto, rto)
+            stats.max_rto = max(stats.max_rto, rto)
         deadlines: list[tuple[float, int]] = []
         for i, side in enumerate(self.sides):
             deadline = side.conn.next_deadline()

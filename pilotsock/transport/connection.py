@@ -96,6 +96,7 @@ class StreamConnection:
         self._last_peer_units = 0
         self._last_advertised_units = 0
         self._largest_segment_received = 0
+        self._probe_outstanding = False
         self.last_received_at = 0.0
         self.timers = ConnectionTimers()
         self.stats = ConnectionStats()
@@ -252,6 +253,9 @@ class StreamConnection:
             self._on_retransmit_timeout(now)
             if self.state is State.CLOSED:
                 return
+        if timers.probe_at is not None and now >= timers.probe_at:
+            timers.probe_at = None
+            self._tail_loss_probe(now)
         if timers.delayed_ack_at is not None and now >= timers.delayed_ack_at:
             timers.delayed_ack_at = None
             self._ack.now = True
@@ -319,21 +323,15 @@ class StreamConnection:
         sack_blocks = decode_sack(payload) if is_sack_payload(payload) else None
         previous_window = self.peer_window_bytes
         queue = self.send_queue
+        queue.newest_delivered = None
         if seq_gt(ack, self.snd_una) and seq_le(ack, self.snd_nxt):
             acked_bytes = seq_diff(ack, self.snd_una)
-            removed = queue.acknowledge(ack)
+            queue.acknowledge(ack)
             self.snd_una = ack
-            sample = None
-            for segment in removed:
-                if segment.transmissions == 1 and not segment.sacked:
-                    sample = now - segment.first_sent_at
-                if segment.last_sent_at > queue.rack_sent_at:
-                    queue.rack_sent_at = segment.last_sent_at
-            if sample is not None:
-                self.rtt.on_sample(sample)
             self.rtt.reset_backoff()
             self._timeouts_unanswered = 0
             self._duplicate_acks = 0
+            self._probe_outstanding = False
             in_recovery = self._recovery_point is not None
             self.cc.on_acked(acked_bytes, now, in_recovery=in_recovery)
             if in_recovery:
@@ -352,6 +350,12 @@ class StreamConnection:
         self._update_peer_window(window_units)
         if sack_blocks:
             queue.apply_sack(sack_blocks, self.snd_una)
+        # One RTT sample per ACK, from the most recently transmitted segment it delivers, and only
+        # if that segment was sent once (Karn). Older segments acknowledged only now (their ACK
+        # waited behind a hole) would measure recovery time, not the path.
+        newest = queue.newest_delivered
+        if newest is not None and newest.transmissions == 1:
+            self.rtt.on_sample(now - newest.last_sent_at)
         self._detect_losses(now)
         if (previous_window is not None and self.peer_window_bytes is not None
                 and self.peer_window_bytes > previous_window
@@ -368,6 +372,12 @@ class StreamConnection:
             return
         threshold = self.config.duplicate_ack_threshold
         marked = queue.mark_sack_losses(threshold)
+        # The RACK scan is O(outstanding segments): run it only when a loss is possible. On a
+        # loss-free stream every outstanding segment was transmitted after the newest delivered
+        # one, so the head's transmission order is the cheap test.
+        if queue.sacked_bytes or queue.lost_count or queue.segments[0].order < queue.rack_order:
+            reorder_window = (self.rtt.min_rtt or 0.0) / 4
+            marked += queue.mark_rack_losses(reorder_window)
         if self._recovery_point is None and self._duplicate_acks >= threshold:
             marked += int(queue.mark_lost(queue.segments[0]))
         if marked and self._recovery_point is None:
@@ -401,6 +411,8 @@ class StreamConnection:
             self._fail(ConnEvent.TIMED_OUT)
             return
         self.stats.timeouts += 1
+        self.timers.probe_at = None
+        self._probe_outstanding = False
         self.cc.on_timeout(queue.pipe_bytes + queue.sacked_bytes, now)
         self.rtt.on_timeout()
         self._recovery_point = None
@@ -434,7 +446,44 @@ class StreamConnection:
                 sent_any = True
         if queue.segments and self.timers.retransmit_at is None:
             self.timers.retransmit_at = now + self.rtt.rto
+        self._arm_probe(now)
         return sent_any
+
+    def _arm_probe(self, now: float) -> None:
+        """Tail loss probe (RFC 8985 §7): 2·SRTT after the last activity with data in flight and
+        no recovery running, probe instead of waiting for the (longer) RTO."""
+        queue = self.send_queue
+        srtt = self.rtt.srtt
+        if (srtt is None or self._probe_outstanding or self._recovery_point is not None or not queue.pipe_bytes
+                or self.timers.retransmit_at is None):
+            self.timers.probe_at = None
+            return
+        timeout = 2 * srtt
+        if len(queue.segments) == 1:
+            timeout += self.config.delayed_ack_timeout  # the lone segment's ACK may be delayed
+        probe_at = now + max(timeout, self.config.clock_granularity)
+        self.timers.probe_at = probe_at if probe_at < self.timers.retransmit_at else None
+
+    def _tail_loss_probe(self, now: float) -> None:
+        queue = self.send_queue
+        if not queue.segments or self.state not in SYNCHRONIZED_STATES:
+            return
+        self._probe_outstanding = True
+        self.stats.tail_loss_probes += 1
+        ack, units = self.receive_queue.rcv_nxt, self._advertise()
+        peer_window = self.peer_window_bytes
+        length = min(self.config.mss, queue.unsent_bytes)
+        if (length and self.state in SENDING_STATES
+                and (peer_window is None or queue.unacked_bytes + length <= peer_window)):
+            self._emit_new_segment(length, now, ack, units)  # new data probes best (RFC 8985 §7.3)
+        else:
+            segment = queue.last_unsacked()
+            if segment is None:
+                return
+            self._out.append(OutSegment(segment.flags, segment.seq, ack, units, segment.payload))
+            queue.on_retransmitted(segment, now)
+            self.stats.retransmissions += 1
+        self.timers.retransmit_at = now + self.rtt.rto
 
     def _send_new_data(self, now: float, cwnd: int, ack: int, units: int) -> bool:
         queue = self.send_queue
@@ -452,20 +501,23 @@ class StreamConnection:
                 if self.timers.nagle_at is None:
                     self.timers.nagle_at = now + self.config.nagle_timeout
                 break
-            if is_sack_payload(queue.peek_unsent(length)):
-                length = SACK_SPLIT_BYTES
-            payload = queue.take_unsent(length)
-            segment = SentSegment(self.snd_nxt, payload, ACK, length, now, now)
-            queue.on_sent(segment)
-            self.cc.on_sent(length, now)
-            self._out.append(OutSegment(ACK, self.snd_nxt, ack, units, payload))
-            self.snd_nxt = (self.snd_nxt + length) & SEQ_MASK
-            self.stats.bytes_sent += length
+            self._emit_new_segment(length, now, ack, units)
             sent_any = True
         if queue.unsent_bytes == 0 or sent_any:
             self.timers.nagle_at = None
             self._close.nagle_expired = False
         return sent_any
+
+    def _emit_new_segment(self, length: int, now: float, ack: int, units: int) -> None:
+        queue = self.send_queue
+        if is_sack_payload(queue.peek_unsent(length)):
+            length = SACK_SPLIT_BYTES
+        payload = queue.take_unsent(length)
+        queue.on_sent(SentSegment(self.snd_nxt, payload, ACK, length, now, now))
+        self.cc.on_sent(length, now)
+        self._out.append(OutSegment(ACK, self.snd_nxt, ack, units, payload))
+        self.snd_nxt = (self.snd_nxt + length) & SEQ_MASK
+        self.stats.bytes_sent += length
 
     def _send_fin(self, now: float, ack: int, units: int) -> None:
         segment = SentSegment(self.snd_nxt, b"", FIN | ACK, 1, now, now)

@@ -30,6 +30,7 @@ class SentSegment:
     sacked: bool = False
     lost: bool = False
     in_flight: bool = True
+    order: int = 0  # transmission order (RACK): larger = transmitted later
 
     @property
     def end(self) -> int:
@@ -47,7 +48,11 @@ class SendQueue:
         self.unacked_bytes = 0  # sequence space held in ``segments``
         self.sacked_bytes = 0
         self.lost_count = 0  # segments marked lost and not yet retransmitted
-        self.rack_sent_at = float("-inf")  # latest send time of any SACKed/acked segment (RACK)
+        # RACK (RFC 8985): the most recently *transmitted* segment known to be delivered.
+        self.rack_sent_at = float("-inf")
+        self.rack_order = -1
+        self._next_order = 0
+        self.newest_delivered: SentSegment | None = None  # per ACK; the caller resets it
 
     # -- unsent data -------------------------------------------------------------------------
 
@@ -77,6 +82,8 @@ class SendQueue:
     # -- sent segments ----------------------------------------------------------------------
 
     def on_sent(self, segment: SentSegment) -> None:
+        segment.order = self._next_order
+        self._next_order += 1
         self.segments.append(segment)
         self.unacked_bytes += segment.length
         self.pipe_bytes += segment.length
@@ -90,6 +97,16 @@ class SendQueue:
             self.pipe_bytes += segment.length
         segment.transmissions += 1
         segment.last_sent_at = now
+        segment.order = self._next_order
+        self._next_order += 1
+
+    def _delivered(self, segment: SentSegment) -> None:
+        newest = self.newest_delivered
+        if newest is None or segment.order > newest.order:
+            self.newest_delivered = segment
+        if segment.order > self.rack_order:
+            self.rack_order = segment.order
+            self.rack_sent_at = segment.last_sent_at
 
     def acknowledge(self, ack: int) -> list[SentSegment]:
         """Remove every segment that ends at or before ``ack``; return them in order."""
@@ -98,6 +115,7 @@ class SendQueue:
         while segments and seq_diff(segments[0].end, ack) <= 0:
             segment = segments.popleft()
             self._forget(segment)
+            self._delivered(segment)
             removed.append(segment)
         return removed
 
@@ -122,8 +140,7 @@ class SendQueue:
                 if segment.sacked or seq_diff(segment.seq, left) < 0 or seq_diff(segment.end, right) > 0:
                     continue
                 segment.sacked = True
-                if segment.last_sent_at > self.rack_sent_at:
-                    self.rack_sent_at = segment.last_sent_at
+                self._delivered(segment)
                 self.sacked_bytes += segment.length
                 newly += segment.length
                 if segment.in_flight:
@@ -147,21 +164,39 @@ class SendQueue:
 
     def mark_sack_losses(self, duplicate_threshold: int) -> int:
         """RFC 6675 IsLost with a RACK guard: a segment is lost when at least
-        ``duplicate_threshold`` segments above it are SACKed **and** it was last sent no later
-        than the newest SACKed segment (so a retransmission is not re-marked before anything sent
-        after it was acknowledged). Returns the number of segments newly marked."""
+        ``duplicate_threshold`` segments above it are SACKed **and** it was transmitted before
+        the newest delivered transmission (so a retransmission is not re-marked before anything
+        sent after it was acknowledged). Returns the number of segments newly marked."""
         if not self.sacked_bytes:
             return 0
         marked = 0
         sacked_above = 0
-        rack = self.rack_sent_at
+        rack_order = self.rack_order
         for segment in reversed(self.segments):
             if segment.sacked:
                 sacked_above += 1
             elif (sacked_above >= duplicate_threshold and segment.in_flight
-                  and segment.last_sent_at <= rack and self.mark_lost(segment)):
+                  and segment.order < rack_order and self.mark_lost(segment)):
                 marked += 1
         return marked
+
+    def mark_rack_losses(self, reorder_window: float) -> int:
+        """RACK time rule (RFC 8985 §6.2): a segment transmitted before the newest delivered one,
+        and at least ``reorder_window`` seconds earlier, is lost. Works with tiny windows where
+        three SACKed segments above a hole never exist."""
+        marked = 0
+        rack_order, rack_sent_at = self.rack_order, self.rack_sent_at
+        for segment in self.segments:
+            if (segment.in_flight and not segment.sacked and segment.order < rack_order
+                    and rack_sent_at - segment.last_sent_at >= reorder_window and self.mark_lost(segment)):
+                marked += 1
+        return marked
+
+    def last_unsacked(self) -> SentSegment | None:
+        for segment in reversed(self.segments):
+            if not segment.sacked:
+                return segment
+        return None
 
     def mark_all_lost(self) -> None:
         """After a retransmission timeout every un-SACKed segment is presumed lost."""
