@@ -12,6 +12,7 @@ Everything lives on one asyncio loop in one thread; the hot path uses ``add_read
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import logging
 import os
@@ -299,6 +300,8 @@ class Daemon:
         return {
             "counters": counters,
             "streams": len(stack.streams) if stack else 0,
+            "stream_states": dict(collections.Counter(ep.conn.state.value for ep in stack.streams.values()))
+            if stack else {},
             "streams_active": stack.active_connections if stack else 0,
             "listeners": sorted(stack.listeners) if stack else [],
             "peers": sorted(n for n in self.peers.peers if self.peers.has_session(n)) if self.peers else [],

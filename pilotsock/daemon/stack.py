@@ -307,8 +307,13 @@ class NodeStack:
             app.deliver(now)
         for segment in conn.segments_to_send(now):
             self._emit(endpoint, segment, now)
-        for event in conn.pop_events():
+        events = conn.pop_events()
+        for event in events:
             self._on_event(endpoint, event, now)
+        if events and not conn.is_closed:
+            # Handlers may have queued output (e.g. the echo's FIN after the peer's): flush again
+            # in the next round. Loop-free: a second pass produces no new events.
+            self._dirty[endpoint] = None
         if endpoint.app is not None and not conn.is_closed:
             endpoint.app.update_interest()
         if conn.is_closed:

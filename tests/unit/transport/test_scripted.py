@@ -199,3 +199,62 @@ def test_keepalive_then_idle_timeout() -> None:
     client.on_timer(120.0)
     assert [s.flags for s in client.segments_to_send(120.0)] == [RST]
     assert client.pop_events() == [ConnEvent.TIMED_OUT, ConnEvent.CLOSED]
+
+
+def test_lost_syn_ack_is_repaired_by_the_retransmitted_syn() -> None:
+    client = dialer(0.0, iss=100)
+    syn = client.segments_to_send(0.0)[0]
+    server = StreamConnection(CONFIG, iss=500)
+    server.open_passive(syn.seq, syn.window_units, 0.01)
+    lost_synack = server.segments_to_send(0.01)
+    assert [s.flags for s in lost_synack] == [SYN | ACK]
+    client.on_timer(1.0)
+    again = client.segments_to_send(1.0)
+    assert again == [OutSegment(SYN, 100, 0, 64)]
+    deliver(again, server, 1.01)  # a duplicate SYN: the server answers with the same SYN-ACK
+    resent = server.segments_to_send(1.01)
+    assert resent == lost_synack
+    deliver(resent, client, 1.02)
+    assert client.pop_events() == [ConnEvent.ESTABLISHED]
+    deliver(client.segments_to_send(1.02), server, 1.03)
+    assert server.pop_events() == [ConnEvent.ESTABLISHED]
+
+
+def test_lost_last_segment_is_recovered_by_a_tail_loss_probe_before_the_rto() -> None:
+    client, server = established_pair(0.0)
+    client.write(b"a" * 1000, 0.0)
+    deliver(client.segments_to_send(0.0), server, 0.025)
+    server.on_timer(0.065)  # delayed ACK
+    deliver(server.segments_to_send(0.065), client, 0.09)
+    client.write(b"b" * 3000, 1.0)
+    burst = client.segments_to_send(1.0)
+    assert [len(s.payload) for s in burst] == [1000, 1000, 1000]
+    deliver(burst[:2], server, 1.025)  # the last segment of the write is lost
+    deliver(server.segments_to_send(1.025), client, 1.05)
+    assert client.segments_to_send(1.05) == []  # what the driver does after every input
+    probe_at = client.timers.probe_at
+    assert probe_at is not None and probe_at < client.timers.retransmit_at  # type: ignore[operator]
+    assert client.rtt.srtt is not None
+    assert probe_at == pytest.approx(1.05 + 2 * client.rtt.srtt + CONFIG.delayed_ack_timeout)
+    client.on_timer(probe_at)
+    probe = client.segments_to_send(probe_at)
+    assert [(s.seq, len(s.payload)) for s in probe] == [(burst[2].seq, 1000)]  # original boundaries
+    assert client.stats.tail_loss_probes == 1 and client.stats.timeouts == 0
+    deliver(probe, server, probe_at + 0.025)
+    assert server.take_received() == b"a" * 1000 + b"b" * 3000
+
+
+def test_lost_fin_is_retransmitted_until_acknowledged() -> None:
+    client, server = established_pair(0.0)
+    client.shutdown_write(0.0)
+    fin = client.segments_to_send(0.0)
+    assert fin == [OutSegment(FIN | ACK, 101, 501, 64)]
+    now = client.next_deadline()
+    assert now is not None
+    client.on_timer(now)
+    again = client.segments_to_send(now)
+    assert again == fin  # the FIN again (Go never retransmits its FIN)
+    deliver(again, server, now + 0.01)
+    assert server.pop_events() == [ConnEvent.PEER_EOF]
+    deliver(server.segments_to_send(now + 0.01), client, now + 0.02)
+    assert client.state is State.FIN_WAIT_2
