@@ -35,12 +35,44 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from pilotsock.bench import run_via_emulator
+
+    if not args.via_emulator:
+        print("pilotsock bench: only --via-emulator is implemented so far", file=sys.stderr)
+        return 2
+    report = run_via_emulator(rtt_ms=args.rtt_ms, loss=args.loss, seconds=args.seconds, rate_mbps=args.rate_mbps,
+                              congestion_control=args.congestion_control,
+                              receive_buffer_bytes=args.receive_buffer_bytes)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"one-way through the link emulator (RTT {report['rtt_ms']:.0f} ms, loss {report['loss']:.2%}, "
+              f"controller {report['congestion_control']}): {report['mb_per_s']:.2f} MB/s "
+              f"({report['bytes'] / 1e6:.1f} MB in {report['seconds']:.2f} s)")
+        sender = report["sender"]
+        print(f"sender: {sender.get('stream.retransmissions', 0)} retransmissions, "
+              f"{sender.get('stream.fast_retransmits', 0)} recoveries, {sender.get('stream.timeouts', 0)} timeouts, "
+              f"{sender.get('stream.tail_loss_probes', 0)} tail-loss probes")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pilotsock")
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="show this node's identity")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(run=_info)
+    bench = commands.add_parser("bench", help="measure throughput with its own registry and daemons")
+    bench.add_argument("--via-emulator", action="store_true", help="through the user-space link emulator")
+    bench.add_argument("--rtt-ms", type=float, default=100.0)
+    bench.add_argument("--loss", type=float, default=0.005)
+    bench.add_argument("--rate-mbps", type=float, default=0.0, help="emulated link rate, MB/s (0 = unlimited)")
+    bench.add_argument("--seconds", type=float, default=10.0)
+    bench.add_argument("--congestion-control", default=None)
+    bench.add_argument("--receive-buffer-bytes", type=int, default=None)
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(run=_bench)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

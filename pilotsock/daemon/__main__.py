@@ -12,6 +12,7 @@ client uses when it starts a daemon on demand).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import ipaddress
 import logging
@@ -19,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from pilotsock.config import DaemonConfig, default_home
+from pilotsock.config import DaemonConfig, TransportConfig, default_home
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=os.environ.get("PILOTSOCK_LOG_LEVEL", "INFO"))
     parser.add_argument("--detach", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--heartbeat-interval", type=float, default=30.0, help=argparse.SUPPRESS)
+    parser.add_argument("--congestion-control", default=None, metavar="NAME",
+                        help="stream congestion controller (default: the transport's default)")
+    parser.add_argument("--receive-buffer-bytes", type=int, default=None, metavar="N",
+                        help="per-stream receive buffer, i.e. the largest advertised window")
     return parser
 
 
@@ -64,7 +69,12 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
     listen = args.listen or ("127.0.0.1:0" if _is_loopback(registry) else "0.0.0.0:0")
     # Every node on the per-user local registry belongs to the same user: public unless asked.
     public = args.public if args.public is not None else registry is None
-    return DaemonConfig(home=home.resolve(), registry=registry, beacon=beacon, listen=listen,
+    transport = TransportConfig()
+    if args.congestion_control:
+        transport = dataclasses.replace(transport, congestion_control=args.congestion_control)
+    if args.receive_buffer_bytes:
+        transport = dataclasses.replace(transport, receive_buffer_bytes=args.receive_buffer_bytes)
+    return DaemonConfig(transport=transport, home=home.resolve(), registry=registry, beacon=beacon, listen=listen,
                         endpoint=args.endpoint, public=public, hostname=args.hostname, echo=not args.no_echo,
                         heartbeat_interval=args.heartbeat_interval)
 

@@ -297,6 +297,12 @@ class Daemon:
             if part is not None:
                 counters.update(part.counters)
         stack = self.stack
+        if stack is not None:  # closed streams are summed at close; add the live ones
+            for endpoint in stack.streams.values():
+                stats = endpoint.conn.stats
+                for name in stats.__slots__:
+                    key = f"stream.{name}"
+                    counters[key] = counters.get(key, 0) + getattr(stats, name)
         return {
             "counters": counters,
             "streams": len(stack.streams) if stack else 0,

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
+from pilotsock.transport.send_queue import RateSample
+
 
 class CongestionController(Protocol):
     def on_sent(self, sent_bytes: int, now: float) -> None: ...
     def on_acked(self, acked_bytes: int, now: float, *, in_recovery: bool) -> None: ...
+    def on_rate_sample(self, sample: RateSample, now: float, *, min_rtt: float | None, delivered: int,
+                       inflight: int) -> None: ...
     def on_loss(self, flight_bytes: int, now: float) -> None: ...
     def on_timeout(self, flight_bytes: int, now: float) -> None: ...
     @property
     def window_bytes(self) -> int: ...
+    @property
+    def pacing_rate(self) -> float | None:
+        """Bytes per second to pace at, or None for no pacing."""
 
 
 class NewReno:
@@ -34,7 +41,15 @@ class NewReno:
     def window_bytes(self) -> int:
         return self.cwnd
 
+    @property
+    def pacing_rate(self) -> float | None:
+        return None
+
     def on_sent(self, sent_bytes: int, now: float) -> None:
+        return None
+
+    def on_rate_sample(self, sample: RateSample, now: float, *, min_rtt: float | None, delivered: int,
+                       inflight: int) -> None:
         return None
 
     def on_acked(self, acked_bytes: int, now: float, *, in_recovery: bool) -> None:
@@ -60,8 +75,14 @@ ControllerFactory = Callable[..., CongestionController]
 CONTROLLERS: dict[str, ControllerFactory] = {"newreno": NewReno}
 
 
+def register_controller(name: str, factory: ControllerFactory) -> None:
+    CONTROLLERS[name] = factory
+
+
 def make_controller(name: str, *, mss: int, initial_window_bytes: int, max_window_bytes: int) -> CongestionController:
     """Build a controller by registered name. Raises ``ValueError`` for an unknown name."""
+    if name == "bbr" and name not in CONTROLLERS:
+        from pilotsock.transport import bbr  # noqa: F401 - registers itself
     try:
         factory = CONTROLLERS[name]
     except KeyError:

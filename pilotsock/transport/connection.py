@@ -37,6 +37,14 @@ from __future__ import annotations
 
 from pilotsock.config import WINDOW_UNIT_BYTES, TransportConfig
 from pilotsock.transport.congestion import make_controller
+from pilotsock.transport.recovery import (
+    MAX_REORDER_STEPS,
+    arm_probe,
+    detect_losses,
+    on_retransmit_timeout,
+    pacing_allows,
+    tail_loss_probe,
+)
 from pilotsock.transport.receive_queue import ReceiveQueue
 from pilotsock.transport.rtt import RttEstimator
 from pilotsock.transport.send_queue import SendQueue, SentSegment
@@ -97,6 +105,8 @@ class StreamConnection:
         self._last_advertised_units = 0
         self._largest_segment_received = 0
         self._probe_outstanding = False
+        self._pacing_next_at = 0.0
+        self._reorder_steps = 1  # RACK reorder window = steps x min_rtt / 4 (grows on reordering)
         self.last_received_at = 0.0
         self.timers = ConnectionTimers()
         self.stats = ConnectionStats()
@@ -250,12 +260,14 @@ class StreamConnection:
             return
         if timers.retransmit_at is not None and now >= timers.retransmit_at:
             timers.retransmit_at = None
-            self._on_retransmit_timeout(now)
+            on_retransmit_timeout(self, now)
             if self.state is State.CLOSED:
                 return
+        if timers.pacing_at is not None and now >= timers.pacing_at:
+            timers.pacing_at = None  # segments_to_send continues the paced flight
         if timers.probe_at is not None and now >= timers.probe_at:
             timers.probe_at = None
-            self._tail_loss_probe(now)
+            tail_loss_probe(self, now)
         if timers.delayed_ack_at is not None and now >= timers.delayed_ack_at:
             timers.delayed_ack_at = None
             self._ack.now = True
@@ -324,9 +336,11 @@ class StreamConnection:
         previous_window = self.peer_window_bytes
         queue = self.send_queue
         queue.newest_delivered = None
+        queue.spurious_threshold = (self.rtt.min_rtt or 0.0) / 2
+        spurious_before = queue.spurious_retransmissions
         if seq_gt(ack, self.snd_una) and seq_le(ack, self.snd_nxt):
             acked_bytes = seq_diff(ack, self.snd_una)
-            queue.acknowledge(ack)
+            queue.acknowledge(ack, now)
             self.snd_una = ack
             self.rtt.reset_backoff()
             self._timeouts_unanswered = 0
@@ -349,14 +363,21 @@ class StreamConnection:
                 self._duplicate_acks += 1
         self._update_peer_window(window_units)
         if sack_blocks:
-            queue.apply_sack(sack_blocks, self.snd_una)
+            queue.apply_sack(sack_blocks, self.snd_una, now)
         # One RTT sample per ACK, from the most recently transmitted segment it delivers, and only
         # if that segment was sent once (Karn). Older segments acknowledged only now (their ACK
         # waited behind a hole) would measure recovery time, not the path.
         newest = queue.newest_delivered
         if newest is not None and newest.transmissions == 1:
             self.rtt.on_sample(now - newest.last_sent_at)
-        self._detect_losses(now)
+        if queue.spurious_retransmissions > spurious_before:
+            self._reorder_steps = min(self._reorder_steps + 1, MAX_REORDER_STEPS)  # RFC 8985 §6.2
+            self.stats.spurious_retransmissions += queue.spurious_retransmissions - spurious_before
+        sample = queue.rate_sample(now)
+        if sample is not None:
+            self.cc.on_rate_sample(sample, now, min_rtt=self.rtt.min_rtt, delivered=queue.delivered,
+                                   inflight=queue.pipe_bytes)
+        detect_losses(self, now)
         if (previous_window is not None and self.peer_window_bytes is not None
                 and self.peer_window_bytes > previous_window
                 and previous_window <= 2 * WINDOW_UNIT_BYTES and queue.segments):
@@ -365,60 +386,6 @@ class StreamConnection:
             head = queue.segments[0]
             if not head.sacked and now - head.last_sent_at >= (self.rtt.srtt or 0.0):
                 queue.mark_lost(head)
-
-    def _detect_losses(self, now: float) -> None:
-        queue = self.send_queue
-        if not queue.segments:
-            return
-        threshold = self.config.duplicate_ack_threshold
-        marked = queue.mark_sack_losses(threshold)
-        # The RACK scan is O(outstanding segments): run it only when a loss is possible. On a
-        # loss-free stream every outstanding segment was transmitted after the newest delivered
-        # one, so the head's transmission order is the cheap test.
-        if queue.sacked_bytes or queue.lost_count or queue.segments[0].order < queue.rack_order:
-            reorder_window = (self.rtt.min_rtt or 0.0) / 4
-            marked += queue.mark_rack_losses(reorder_window)
-        if self._recovery_point is None and self._duplicate_acks >= threshold:
-            marked += int(queue.mark_lost(queue.segments[0]))
-        if marked and self._recovery_point is None:
-            self._recovery_point = self.snd_nxt
-            self.cc.on_loss(queue.pipe_bytes + queue.sacked_bytes, now)
-            self.stats.fast_retransmits += 1
-
-    def _on_retransmit_timeout(self, now: float) -> None:
-        if self.state is State.SYN_SENT or self.state is State.SYN_RECEIVED:
-            handshake = self._handshake
-            schedule = self.config.syn_retry_schedule
-            if handshake.transmissions > len(schedule):
-                if self.state is State.SYN_SENT:
-                    self._fail(ConnEvent.TIMED_OUT)
-                else:
-                    self._enter_closed()
-                return
-            handshake.due = True
-            self.timers.retransmit_at = now + schedule[min(handshake.transmissions, len(schedule)) - 1]
-            return
-        queue = self.send_queue
-        if not queue.segments:
-            return
-        if self._heard_since_timeout:
-            self._timeouts_unanswered = 1
-        else:
-            self._timeouts_unanswered += 1
-        self._heard_since_timeout = False
-        if self._timeouts_unanswered >= self.config.max_transmissions:
-            self._out.append(OutSegment(RST, 0, 0, 0))
-            self._fail(ConnEvent.TIMED_OUT)
-            return
-        self.stats.timeouts += 1
-        self.timers.probe_at = None
-        self._probe_outstanding = False
-        self.cc.on_timeout(queue.pipe_bytes + queue.sacked_bytes, now)
-        self.rtt.on_timeout()
-        self._recovery_point = None
-        self._duplicate_acks = 0
-        queue.mark_all_lost()
-        self.timers.retransmit_at = now + self.rtt.rto
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -434,6 +401,8 @@ class StreamConnection:
             segment = queue.first_lost()
             if segment is None or (queue.pipe_bytes > 0 and queue.pipe_bytes + segment.length > cwnd):
                 break
+            if not pacing_allows(self, segment.length, now):
+                break
             self._out.append(OutSegment(segment.flags, segment.seq, ack, units, segment.payload))
             queue.on_retransmitted(segment, now)
             self.stats.retransmissions += 1
@@ -446,44 +415,8 @@ class StreamConnection:
                 sent_any = True
         if queue.segments and self.timers.retransmit_at is None:
             self.timers.retransmit_at = now + self.rtt.rto
-        self._arm_probe(now)
+        arm_probe(self, now)
         return sent_any
-
-    def _arm_probe(self, now: float) -> None:
-        """Tail loss probe (RFC 8985 §7): 2·SRTT after the last activity with data in flight and
-        no recovery running, probe instead of waiting for the (longer) RTO."""
-        queue = self.send_queue
-        srtt = self.rtt.srtt
-        if (srtt is None or self._probe_outstanding or self._recovery_point is not None or not queue.pipe_bytes
-                or self.timers.retransmit_at is None):
-            self.timers.probe_at = None
-            return
-        timeout = 2 * srtt
-        if len(queue.segments) == 1:
-            timeout += self.config.delayed_ack_timeout  # the lone segment's ACK may be delayed
-        probe_at = now + max(timeout, self.config.clock_granularity)
-        self.timers.probe_at = probe_at if probe_at < self.timers.retransmit_at else None
-
-    def _tail_loss_probe(self, now: float) -> None:
-        queue = self.send_queue
-        if not queue.segments or self.state not in SYNCHRONIZED_STATES:
-            return
-        self._probe_outstanding = True
-        self.stats.tail_loss_probes += 1
-        ack, units = self.receive_queue.rcv_nxt, self._advertise()
-        peer_window = self.peer_window_bytes
-        length = min(self.config.mss, queue.unsent_bytes)
-        if (length and self.state in SENDING_STATES
-                and (peer_window is None or queue.unacked_bytes + length <= peer_window)):
-            self._emit_new_segment(length, now, ack, units)  # new data probes best (RFC 8985 §7.3)
-        else:
-            segment = queue.last_unsacked()
-            if segment is None:
-                return
-            self._out.append(OutSegment(segment.flags, segment.seq, ack, units, segment.payload))
-            queue.on_retransmitted(segment, now)
-            self.stats.retransmissions += 1
-        self.timers.retransmit_at = now + self.rtt.rto
 
     def _send_new_data(self, now: float, cwnd: int, ack: int, units: int) -> bool:
         queue = self.send_queue
@@ -493,6 +426,8 @@ class StreamConnection:
         while queue.unsent_bytes:
             length = min(mss, queue.unsent_bytes)
             if queue.pipe_bytes > 0 and queue.pipe_bytes + length > cwnd:
+                break
+            if not pacing_allows(self, length, now):
                 break
             if peer_window is not None and queue.unacked_bytes > 0 and queue.unacked_bytes + length > peer_window:
                 break
@@ -506,6 +441,10 @@ class StreamConnection:
         if queue.unsent_bytes == 0 or sent_any:
             self.timers.nagle_at = None
             self._close.nagle_expired = False
+        if queue.unsent_bytes == 0 and queue.pipe_bytes < cwnd:
+            # The application, not the network, limits the rate: mark samples until this flight
+            # is delivered so they cannot lower the bandwidth estimate.
+            queue.app_limited_until = max(queue.delivered + queue.pipe_bytes, 1)
         return sent_any
 
     def _emit_new_segment(self, length: int, now: float, ack: int, units: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pilotsock.transport.seqnum import SEQ_MASK, seq_diff
 
@@ -31,10 +32,24 @@ class SentSegment:
     lost: bool = False
     in_flight: bool = True
     order: int = 0  # transmission order (RACK): larger = transmitted later
+    # Delivery-rate snapshot at the last transmission (draft-cheng-iccrg-delivery-rate-estimation)
+    rate_delivered: int = 0
+    rate_delivered_at: float = 0.0
+    rate_first_sent_at: float = 0.0
+    rate_app_limited: bool = False
+
 
     @property
     def end(self) -> int:
         return (self.seq + self.length) & SEQ_MASK
+
+
+class RateSample(NamedTuple):
+    """Bytes delivered over an interval, measured from one segment's transmission to its ACK."""
+
+    delivered_bytes: int
+    interval: float
+    app_limited: bool
 
 
 class SendQueue:
@@ -53,6 +68,39 @@ class SendQueue:
         self.rack_order = -1
         self._next_order = 0
         self.newest_delivered: SentSegment | None = None  # per ACK; the caller resets it
+        # Delivery-rate estimation state.
+        self.delivered = 0  # bytes of sequence space delivered (ACKed or SACKed) so far
+        self.delivered_at = 0.0
+        self.first_sent_at = 0.0
+        self.app_limited_until = 0  # a ``delivered`` mark; samples before it are app-limited
+        # A retransmission acknowledged sooner than this after it was sent must have been
+        # delivered by the original: the loss was spurious (reordering). The caller sets it.
+        self.spurious_threshold = 0.0
+        self.spurious_retransmissions = 0
+
+    def _snapshot(self, segment: SentSegment, now: float) -> None:
+        if self.pipe_bytes == 0:  # a new flight starts: measure from now
+            self.first_sent_at = now
+            self.delivered_at = now
+        segment.rate_delivered = self.delivered
+        segment.rate_delivered_at = self.delivered_at
+        segment.rate_first_sent_at = self.first_sent_at
+        segment.rate_app_limited = self.app_limited_until > self.delivered
+
+    def rate_sample(self, now: float) -> RateSample | None:
+        """The delivery-rate sample of the newest segment this ACK delivered (None if none)."""
+        segment = self.newest_delivered
+        if segment is None:
+            return None
+        self.first_sent_at = max(self.first_sent_at, segment.last_sent_at)
+        send_elapsed = segment.last_sent_at - segment.rate_first_sent_at
+        ack_elapsed = now - segment.rate_delivered_at
+        interval = max(send_elapsed, ack_elapsed)
+        if interval <= 0:
+            return None
+        if self.app_limited_until and self.delivered >= self.app_limited_until:
+            self.app_limited_until = 0
+        return RateSample(self.delivered - segment.rate_delivered, interval, segment.rate_app_limited)
 
     # -- unsent data -------------------------------------------------------------------------
 
@@ -82,6 +130,7 @@ class SendQueue:
     # -- sent segments ----------------------------------------------------------------------
 
     def on_sent(self, segment: SentSegment) -> None:
+        self._snapshot(segment, segment.last_sent_at)
         segment.order = self._next_order
         self._next_order += 1
         self.segments.append(segment)
@@ -92,6 +141,7 @@ class SendQueue:
         if segment.lost:
             segment.lost = False
             self.lost_count -= 1
+        self._snapshot(segment, now)
         if not segment.in_flight:
             segment.in_flight = True
             self.pipe_bytes += segment.length
@@ -100,7 +150,11 @@ class SendQueue:
         segment.order = self._next_order
         self._next_order += 1
 
-    def _delivered(self, segment: SentSegment) -> None:
+    def _delivered(self, segment: SentSegment, now: float) -> None:
+        self.delivered += segment.length
+        self.delivered_at = now
+        if segment.transmissions > 1 and now - segment.last_sent_at < self.spurious_threshold:
+            self.spurious_retransmissions += 1
         newest = self.newest_delivered
         if newest is None or segment.order > newest.order:
             self.newest_delivered = segment
@@ -108,14 +162,15 @@ class SendQueue:
             self.rack_order = segment.order
             self.rack_sent_at = segment.last_sent_at
 
-    def acknowledge(self, ack: int) -> list[SentSegment]:
+    def acknowledge(self, ack: int, now: float) -> list[SentSegment]:
         """Remove every segment that ends at or before ``ack``; return them in order."""
         removed = []
         segments = self.segments
         while segments and seq_diff(segments[0].end, ack) <= 0:
             segment = segments.popleft()
             self._forget(segment)
-            self._delivered(segment)
+            if not segment.sacked:  # SACKed bytes were counted as delivered already
+                self._delivered(segment, now)
             removed.append(segment)
         return removed
 
@@ -128,7 +183,7 @@ class SendQueue:
         if segment.lost:
             self.lost_count -= 1
 
-    def apply_sack(self, blocks: list[tuple[int, int]], snd_una: int) -> int:
+    def apply_sack(self, blocks: list[tuple[int, int]], snd_una: int, now: float) -> int:
         """Mark segments wholly inside any block as SACKed; return the newly SACKed bytes."""
         newly = 0
         for left, right in blocks:
@@ -140,7 +195,7 @@ class SendQueue:
                 if segment.sacked or seq_diff(segment.seq, left) < 0 or seq_diff(segment.end, right) > 0:
                     continue
                 segment.sacked = True
-                self._delivered(segment)
+                self._delivered(segment, now)
                 self.sacked_bytes += segment.length
                 newly += segment.length
                 if segment.in_flight:

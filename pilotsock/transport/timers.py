@@ -56,7 +56,7 @@ class ConnectionTimers:
     """Named absolute deadlines (monotonic seconds); None = not armed."""
 
     __slots__ = ("retransmit_at", "delayed_ack_at", "nagle_at", "keepalive_at", "idle_at",
-                 "time_wait_until", "fin_gap_at", "probe_at")
+                 "time_wait_until", "fin_gap_at", "probe_at", "pacing_at")
 
     def __init__(self) -> None:
         self.clear()
@@ -70,17 +70,20 @@ class ConnectionTimers:
         self.time_wait_until: float | None = None
         self.fin_gap_at: float | None = None
         self.probe_at: float | None = None  # tail loss probe (RFC 8985 §7)
+        self.pacing_at: float | None = None  # the next paced transmission may go
 
     def earliest(self) -> float | None:
         candidates = [t for t in (self.retransmit_at, self.delayed_ack_at, self.nagle_at, self.keepalive_at,
-                                  self.idle_at, self.time_wait_until, self.fin_gap_at, self.probe_at)
+                                  self.idle_at, self.time_wait_until, self.fin_gap_at, self.probe_at,
+                                  self.pacing_at)
                       if t is not None]
         return min(candidates) if candidates else None
 
 
 class ConnectionStats:
     __slots__ = ("segments_sent", "segments_received", "bytes_sent", "bytes_received", "retransmissions",
-                 "fast_retransmits", "timeouts", "tail_loss_probes")
+                 "fast_retransmits", "timeouts", "tail_loss_probes",
+                 "spurious_retransmissions")
 
     def __init__(self) -> None:
         self.segments_sent = 0
@@ -91,3 +94,4 @@ class ConnectionStats:
         self.fast_retransmits = 0
         self.timeouts = 0
         self.tail_loss_probes = 0
+        self.spurious_retransmissions = 0
