@@ -43,7 +43,8 @@ def _bench(args: argparse.Namespace) -> int:
         return 2
     report = run_via_emulator(rtt_ms=args.rtt_ms, loss=args.loss, seconds=args.seconds, rate_mbps=args.rate_mbps,
                               congestion_control=args.congestion_control,
-                              receive_buffer_bytes=args.receive_buffer_bytes)
+                              receive_buffer_bytes=args.receive_buffer_bytes,
+                              send_buffer_bytes=args.send_buffer_bytes)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--seconds", type=float, default=10.0)
     bench.add_argument("--congestion-control", default=None)
     bench.add_argument("--receive-buffer-bytes", type=int, default=None)
+    bench.add_argument("--send-buffer-bytes", type=int, default=None)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=_bench)
     args = parser.parse_args(argv)

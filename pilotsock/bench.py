@@ -76,13 +76,16 @@ def _stream_counters(daemon: DaemonProcess) -> dict[str, int]:
 
 def run_via_emulator(*, rtt_ms: float = 100.0, loss: float = 0.005, seconds: float = 10.0,
                      rate_mbps: float = 0.0, congestion_control: str | None = None,
-                     receive_buffer_bytes: int | None = None) -> dict[str, Any]:
+                     receive_buffer_bytes: int | None = None,
+                     send_buffer_bytes: int | None = None) -> dict[str, Any]:
     """One-way throughput A -> B through the emulated path; returns a report dict."""
     extra: list[str] = ["--public"]
     if congestion_control:
         extra += ["--congestion-control", congestion_control]
     if receive_buffer_bytes:
         extra += ["--receive-buffer-bytes", str(receive_buffer_bytes)]
+    if send_buffer_bytes:
+        extra += ["--send-buffer-bytes", str(send_buffer_bytes)]
     with tempfile.TemporaryDirectory(prefix="pilotsock-bench-") as directory:
         root = Path(directory)
         registry = start_registry(root / "registry")

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stream congestion controller (default: the transport's default)")
     parser.add_argument("--receive-buffer-bytes", type=int, default=None, metavar="N",
                         help="per-stream receive buffer, i.e. the largest advertised window")
+    parser.add_argument("--send-buffer-bytes", type=int, default=None, metavar="N",
+                        help="per-stream send buffer (unsent plus unacknowledged bytes)")
     return parser
 
 
@@ -74,6 +76,8 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         transport = dataclasses.replace(transport, congestion_control=args.congestion_control)
     if args.receive_buffer_bytes:
         transport = dataclasses.replace(transport, receive_buffer_bytes=args.receive_buffer_bytes)
+    if args.send_buffer_bytes:
+        transport = dataclasses.replace(transport, send_buffer_bytes=args.send_buffer_bytes)
     return DaemonConfig(transport=transport, home=home.resolve(), registry=registry, beacon=beacon, listen=listen,
                         endpoint=args.endpoint, public=public, hostname=args.hostname, echo=not args.no_echo,
                         heartbeat_interval=args.heartbeat_interval)

@@ -370,6 +370,11 @@ class StreamConnection:
         newest = queue.newest_delivered
         if newest is not None and newest.transmissions == 1:
             self.rtt.on_sample(now - newest.last_sent_at)
+        if newest is not None and queue.segments:
+            # The peer is alive and delivering (cumulatively or by SACK): RACK handles losses
+            # inside the flight, so restart the RTO rather than let a hole at snd_una time out
+            # the whole flight (RFC 8985 §8 keeps the RTO as the last resort).
+            self.timers.retransmit_at = now + self.rtt.rto
         if queue.spurious_retransmissions > spurious_before:
             self._reorder_steps = min(self._reorder_steps + 1, MAX_REORDER_STEPS)  # RFC 8985 §6.2
             self.stats.spurious_retransmissions += queue.spurious_retransmissions - spurious_before

@@ -30,6 +30,7 @@ class ReceiveQueue:
         self._out_of_order: dict[int, bytes] = {}  # absolute start seq -> payload
         self.out_of_order_bytes = 0
         self._recent_start: int | None = None  # start of the most recently received OOO segment
+        self._last_reported: list[int] = []  # left edges of the SACK blocks sent last time
 
     def reset(self, rcv_nxt: int) -> None:
         self.rcv_nxt = rcv_nxt & SEQ_MASK
@@ -136,10 +137,33 @@ class ReceiveQueue:
                 merged[-1][1] = max(merged[-1][1], right)
             else:
                 merged.append([left, right])
-        recent = seq_diff(self._recent_start, base) if self._recent_start is not None else None
-        first = [block for block in merged if recent is not None and block[0] <= recent < block[1]]
-        ordered = first + [block for block in merged if not first or block is not first[0]]
-        return [((base + left) & SEQ_MASK, (base + right) & SEQ_MASK) for left, right in ordered[:limit]]
+        # RFC 2018 §4: the block holding the most recent segment first, then the blocks reported
+        # in the previous ACK, so every block is repeated in several ACKs even with more holes
+        # than fit in one; remaining room goes to the highest (newest) other blocks.
+        def containing(offset: int | None) -> list[int] | None:
+            if offset is None:
+                return None
+            for block in merged:
+                if block[0] <= offset < block[1]:
+                    return block
+            return None
+
+        ordered: list[list[int]] = []
+        recent = containing(seq_diff(self._recent_start, base) if self._recent_start is not None else None)
+        if recent is not None:
+            ordered.append(recent)
+        for start in self._last_reported:
+            block = containing(seq_diff(start, base))
+            if block is not None and not any(block is chosen for chosen in ordered):
+                ordered.append(block)
+        for block in reversed(merged):
+            if len(ordered) >= limit:
+                break
+            if not any(block is chosen for chosen in ordered):
+                ordered.append(block)
+        ordered = ordered[:limit]
+        self._last_reported = [(base + block[0]) & SEQ_MASK for block in ordered]
+        return [((base + left) & SEQ_MASK, (base + right) & SEQ_MASK) for left, right in ordered]
 
     # -- application side ------------------------------------------------------------------
 
