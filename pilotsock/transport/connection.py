@@ -100,6 +100,7 @@ class StreamConnection:
         self._recovery_point: int | None = None
         self._duplicate_acks = 0
         self._timeouts_unanswered = 0
+        self._duplicate_next_retransmission = False
         self._heard_since_timeout = False
         self._last_peer_units = 0
         self._last_advertised_units = 0
@@ -409,6 +410,9 @@ class StreamConnection:
             if not pacing_allows(self, segment.length, now):
                 break
             self._out.append(OutSegment(segment.flags, segment.seq, ack, units, segment.payload))
+            if self._duplicate_next_retransmission:
+                self._duplicate_next_retransmission = False
+                self._out.append(self._out[-1])
             queue.on_retransmitted(segment, now)
             self.stats.retransmissions += 1
             sent_any = True

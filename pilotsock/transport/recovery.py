@@ -90,6 +90,10 @@ def on_retransmit_timeout(conn: StreamConnection, now: float) -> None:
     conn._recovery_point = None
     conn._duplicate_acks = 0
     queue.mark_all_lost()
+    # After a timeout that the peer did not answer either, send the head twice: on a path that
+    # loses a third of all packets, one copy fails a round trip half the time, and eight failed
+    # rounds in a row (the give-up rule) would end a healthy transfer every few hundred streams.
+    conn._duplicate_next_retransmission = conn._timeouts_unanswered >= 2
     conn.timers.retransmit_at = now + conn.rtt.rto
 
 def arm_probe(conn: StreamConnection, now: float) -> None:
