@@ -299,10 +299,7 @@ class Daemon:
         stack = self.stack
         if stack is not None:  # closed streams are summed at close; add the live ones
             for endpoint in stack.streams.values():
-                stats = endpoint.conn.stats
-                for name in stats.__slots__:
-                    key = f"stream.{name}"
-                    counters[key] = counters.get(key, 0) + getattr(stats, name)
+                endpoint.conn.stats.add_to(counters)
         return {
             "counters": counters,
             "streams": len(stack.streams) if stack else 0,

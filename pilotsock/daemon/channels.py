@@ -146,7 +146,7 @@ class UnixStreamChannel:
         self._close_socket()
 
     def on_closed(self) -> None:
-        if self.endpoint.conn.readable_bytes == 0 and not self._peer_eof or self.endpoint.conn.readable_bytes == 0:
+        if self.endpoint.conn.readable_bytes == 0:
             self._close_socket()
         else:
             # Data still waits for a slow reader after the machine finished: keep writing it

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import struct
 from collections import deque
 from typing import Callable
@@ -120,8 +121,6 @@ class NodeStack:
     def _new_iss(self) -> int:
         if self.config.isn_zero:
             return 0
-        import os
-
         return int.from_bytes(os.urandom(4), "big")
 
     def _new_connection(self) -> StreamConnection:
@@ -129,7 +128,16 @@ class NodeStack:
 
     @property
     def active_connections(self) -> int:
-        return sum(1 for ep in self.streams.values() if ep.conn.state not in (State.TIME_WAIT, State.CLOSED))
+        return self._active_counts(-1)[1]
+
+    def _active_counts(self, port: int) -> tuple[int, int]:
+        """Live (not TIME_WAIT/CLOSED) connections on ``port`` and in total, in one pass."""
+        on_port = total = 0
+        for endpoint in self.streams.values():
+            if endpoint.conn.state not in (State.TIME_WAIT, State.CLOSED):
+                total += 1
+                on_port += endpoint.local_port == port
+        return on_port, total
 
     # -- inputs from the network ------------------------------------------------------------
 
@@ -186,10 +194,9 @@ class NodeStack:
             self.count("stream.refused")
             self._send_reset(packet, now)
             return
-        on_port = sum(1 for ep in self.streams.values()
-                      if ep.local_port == packet.dst_port and ep.conn.state not in (State.TIME_WAIT, State.CLOSED))
+        on_port, total = self._active_counts(packet.dst_port)
         verdict = self.admission.admit_syn(packet.src_node, connections_on_port=on_port,
-                                           connections_total=self.active_connections, now=now)
+                                           connections_total=total, now=now)
         if verdict is Verdict.DROP:
             self.count("stream.syn_rate_limited")
             return
@@ -333,16 +340,13 @@ class NodeStack:
                 if listener.closed or not listener.on_accept(endpoint):
                     endpoint.conn.abort(now)
                     self._dirty[endpoint] = None
-        elif event is ConnEvent.PEER_EOF:
+        elif event is ConnEvent.PEER_EOF or event is ConnEvent.PEER_GONE:
             if endpoint.app is not None:
                 endpoint.app.on_peer_eof(now)
         elif event in (ConnEvent.REFUSED, ConnEvent.RESET, ConnEvent.TIMED_OUT):
             code = {ConnEvent.REFUSED: ErrorCode.REFUSED, ConnEvent.RESET: ErrorCode.RESET,
                     ConnEvent.TIMED_OUT: ErrorCode.TIMED_OUT}[event]
             self._fail(endpoint, code, now)
-        elif event is ConnEvent.PEER_GONE:
-            if endpoint.app is not None:
-                endpoint.app.on_peer_eof(now)
 
     def _fail(self, endpoint: StreamEndpoint, code: ErrorCode, now: float) -> None:
         if endpoint.on_dial_result is not None:
@@ -363,10 +367,7 @@ class NodeStack:
     def _forget(self, endpoint: StreamEndpoint) -> None:
         if self.streams.get(endpoint.key) is endpoint:
             del self.streams[endpoint.key]
-            stats = endpoint.conn.stats
-            for name in stats.__slots__:
-                key = f"stream.{name}"
-                self.counters[key] = self.counters.get(key, 0) + getattr(stats, name)
+            endpoint.conn.stats.add_to(self.counters)
             self.ports.connection_closed(STREAM, endpoint.local_port)
         if endpoint.listener is not None and not endpoint.established:
             endpoint.listener.half_open -= 1

@@ -461,14 +461,14 @@ class StreamConnection:
         if is_sack_payload(queue.peek_unsent(length)):
             length = SACK_SPLIT_BYTES
         payload = queue.take_unsent(length)
-        queue.on_sent(SentSegment(self.snd_nxt, payload, ACK, length, now, now))
+        queue.on_sent(SentSegment(self.snd_nxt, payload, ACK, length, now))
         self.cc.on_sent(length, now)
         self._out.append(OutSegment(ACK, self.snd_nxt, ack, units, payload))
         self.snd_nxt = (self.snd_nxt + length) & SEQ_MASK
         self.stats.bytes_sent += length
 
     def _send_fin(self, now: float, ack: int, units: int) -> None:
-        segment = SentSegment(self.snd_nxt, b"", FIN | ACK, 1, now, now)
+        segment = SentSegment(self.snd_nxt, b"", FIN | ACK, 1, now)
         self.send_queue.on_sent(segment)
         self._out.append(OutSegment(FIN | ACK, self.snd_nxt, ack, units))
         self._close.fin_sent = True

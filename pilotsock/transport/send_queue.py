@@ -25,7 +25,6 @@ class SentSegment:
     payload: bytes
     flags: int
     length: int  # sequence space: payload bytes, plus 1 for SYN or FIN
-    first_sent_at: float
     last_sent_at: float
     transmissions: int = 1
     sacked: bool = False
@@ -265,6 +264,3 @@ class SendQueue:
             if segment.lost:
                 return segment
         return None
-
-    def first_unacked(self) -> SentSegment | None:
-        return self.segments[0] if self.segments else None

@@ -95,3 +95,9 @@ class ConnectionStats:
         self.timeouts = 0
         self.tail_loss_probes = 0
         self.spurious_retransmissions = 0
+
+    def add_to(self, counters: dict[str, int], prefix: str = "stream.") -> None:
+        """Add these statistics to a counter table (the daemon's ``stats``)."""
+        for name in self.__slots__:
+            key = prefix + name
+            counters[key] = counters.get(key, 0) + getattr(self, name)
