@@ -12,8 +12,8 @@ client uses when it starts a daemon on demand).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import os

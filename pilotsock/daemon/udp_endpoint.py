@@ -15,6 +15,8 @@ import logging
 import socket
 from typing import Callable
 
+from pilotsock.endpoints import format_host_port as format_endpoint
+from pilotsock.endpoints import split_host_port
 from pilotsock.wire.header import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger("pilotsock.daemon.udp")
@@ -25,20 +27,20 @@ Address = tuple[str, int]
 
 
 def parse_host_port(text: str, *, default_host: str = "127.0.0.1") -> Address:
-    """``host:port`` (IPv6 as ``[::1]:port``) -> (host, port). Raises ``ValueError``."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
+    """``host:port`` (IPv6 as ``[::1]:port``; an empty host means ``default_host``).
+
+    Raises:
+        ValueError: the text is not a host and a port in 0-65535.
+    """
+    parsed = split_host_port(text)
+    if parsed is None:
         raise ValueError(f"expected HOST:PORT, got {text!r}")
-    host = host.strip("[]") or default_host
-    port = int(port_text)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port out of range in {text!r}")
-    return host, port
+    host, port = parsed
+    return host or default_host, port
 
 
 def format_host_port(address: Address) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_endpoint(address[0], address[1])
 
 
 class UdpEndpoint:

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pilotsock.registry.rules import format_host_port, split_host_port
+from pilotsock.endpoints import format_host_port, split_host_port
 from pilotsock.registry.server import (
     DEFAULT_BEACON_ADDRESS,
     DEFAULT_REGISTRY_ADDRESS,

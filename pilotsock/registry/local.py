@@ -34,8 +34,8 @@ from pathlib import Path
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
 import pilotsock
+from pilotsock.endpoints import split_host_port
 from pilotsock.errors import PilotError
-from pilotsock.registry.rules import split_host_port
 
 STATE_FILE_NAME = "registry.json"
 LOCK_FILE_NAME = "registry.lock"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from pilotsock.endpoints import format_host_port, split_host_port
 
 # §14: lowercase letters, digits and inner hyphens, 1–63 characters.
 HOSTNAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -105,36 +106,6 @@ def field_str(message: dict[str, Any], key: str) -> str:
     """Go decodes a missing or non-string field as ``""``."""
     value = message.get(key)
     return value if isinstance(value, str) else ""
-
-
-def format_host_port(host: str, port: int) -> str:
-    """``host:port`` with IPv6 hosts in brackets; IPv4-mapped IPv6 is shown as IPv4."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return f"{host}:{port}"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return f"{address.ipv4_mapped}:{port}"
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
-
-
-def split_host_port(text: str) -> tuple[str, int] | None:
-    """Parse ``host:port`` or ``[v6]:port`` (port 0–65535); None if it does not parse."""
-    if text.startswith("["):
-        close = text.find("]")
-        if close < 0 or text[close + 1 : close + 2] != ":":
-            return None
-        host, port_text = text[1:close], text[close + 2 :]
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or ":" in host:
-            return None
-    if not port_text.isdecimal() or len(port_text) > 5:
-        return None
-    port = int(port_text)
-    return (host, port) if port <= 0xFFFF else None
 
 
 def real_address(listen_addr: object, source_ip: str, source_port: int) -> str:

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pilotsock.endpoints import format_host_port
 from pilotsock.errors import MalformedFrame
 from pilotsock.registry.beacon import BeaconService
-from pilotsock.registry.rules import format_host_port
 from pilotsock.registry.service import RegistryService, error_response
 from pilotsock.registry.store import RegistryStore
 from pilotsock.wire.registry_messages import RegistryFrameDecoder, encode_registry_message

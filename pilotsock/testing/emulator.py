@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pilotsock.daemon.udp_endpoint import parse_host_port
+
 
 @dataclass
 class Impairments:
@@ -178,11 +180,6 @@ class LinkEmulator:
         return {"inbound": vars(self.inbound.stats), "outbound": vars(self.outbound.stats)}
 
 
-def _host_port(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host or "127.0.0.1", int(port)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pilotsock.testing.emulator",
                                      description="UDP link emulator with delay, loss, reordering and rate limits.")
@@ -205,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         duplicate=args.duplicate, reorder=args.reorder, corrupt=args.corrupt,
         rate_bytes_per_second=args.rate_mbps * 1e6, queue_seconds=args.queue_ms / 1000,
     )
-    emulator = LinkEmulator(_host_port(args.target), impairments, listen=_host_port(args.listen), seed=args.seed)
+    emulator = LinkEmulator(parse_host_port(args.target), impairments, listen=parse_host_port(args.listen), seed=args.seed)
     signal.signal(signal.SIGTERM, lambda *_: emulator.stop())
     signal.signal(signal.SIGINT, lambda *_: emulator.stop())
     front = "%s:%d" % emulator.front_address

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from pilotsock.config import WINDOW_UNIT_BYTES, TransportConfig
 from pilotsock.transport.congestion import make_controller
+from pilotsock.transport.receive_queue import ReceiveQueue
 from pilotsock.transport.recovery import (
     MAX_REORDER_STEPS,
     arm_probe,
@@ -45,7 +46,6 @@ from pilotsock.transport.recovery import (
     pacing_allows,
     tail_loss_probe,
 )
-from pilotsock.transport.receive_queue import ReceiveQueue
 from pilotsock.transport.rtt import RttEstimator
 from pilotsock.transport.send_queue import SendQueue, SentSegment
 from pilotsock.transport.seqnum import SEQ_MASK, seq_diff, seq_ge, seq_gt, seq_le

@@ -25,10 +25,10 @@ import psutil
 import pytest
 
 import pilotsock
+from pilotsock.endpoints import split_host_port
 from pilotsock.identity import Identity
 from pilotsock.registry.client import RegistryClient, RegistryError, request_sync
 from pilotsock.registry.local import LocalRegistryError, ensure_local_registry, read_state_file
-from pilotsock.registry.rules import split_host_port
 
 pytestmark = pytest.mark.timeout(60)
 

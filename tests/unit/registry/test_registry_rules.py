@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pilotsock.registry.rules import (
-    field_u32,
-    format_host_port,
-    hostname_problem,
-    real_address,
-    split_host_port,
-)
+from pilotsock.endpoints import format_host_port, split_host_port
+from pilotsock.registry.rules import field_u32, hostname_problem, real_address
 
 
 @pytest.mark.parametrize("name", ["alice", "my-agent", "node42", "a", "x" * 63])
