@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from pilotsock.client.locator import request
-from pilotsock.testing.processes import DaemonProcess, start_daemon, start_registry
+from pilotsock.daemon.home import read_state
+from pilotsock.testing.processes import DaemonProcess, start_daemon, start_registry, wait_for
 
 _SINK = """
 import json, sys, time
@@ -58,16 +59,6 @@ def _free_udp_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_file(path: Path, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            return dict(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            time.sleep(0.02)
-    raise TimeoutError(f"{path} did not appear")
-
-
 def _stream_counters(daemon: DaemonProcess) -> dict[str, int]:
     os.environ["PILOTSOCK_HOME"] = str(daemon.home)
     counters = request({"op": "stats"}, autostart=False)["counters"]
@@ -101,7 +92,7 @@ def run_via_emulator(*, rtt_ms: float = 100.0, loss: float = 0.005, seconds: flo
                  "--state-file", str(root / "emulator.json"), "--max-seconds", str(seconds + 120)],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             processes.append(emulator)
-            front = _wait_file(root / "emulator.json", 10)["front"]
+            front = wait_for(lambda: read_state(root / "emulator.json"), 10, "link emulator", emulator)["front"]
             node_b = start_daemon(root / "b", registry.address,
                                   extra_args=[*extra, "--listen", f"127.0.0.1:{b_port}", "--endpoint", front])
             daemons.append(node_b)

@@ -23,9 +23,8 @@ from socket import *  # noqa: F401,F403 - re-export every stdlib name as the sam
 from typing import Any
 
 from pilotsock.addresses import ZERO, Addr, is_pilot_name, to_virtual
-from pilotsock.client.locator import open_control, recv_frame
+from pilotsock.client.locator import exchange, open_control, recv_frame
 from pilotsock.errors import ErrorCode, make_error
-from pilotsock.wire.local_api import encode_frame
 
 __all__ = list(getattr(_stdlib, "__all__", [])) + ["AF_PILOT", "socket"]
 
@@ -89,13 +88,6 @@ def resolve_virtual(host: object) -> Addr:
             network, node = reply["address"]
             return Addr(network, node)
     raise _stdlib.gaierror(_stdlib.EAI_NONAME, "Name or service not known")
-
-
-def _exchange(sock: _stdlib.socket, message: dict[str, Any], timeout: float | None) -> tuple[dict[str, Any], list[int]]:
-    """Send one request on ``sock`` and read its reply (``timeout`` applies to the wait)."""
-    sock.settimeout(timeout)
-    sock.sendall(encode_frame(message))
-    return recv_frame(sock)
 
 
 def _raise_for(reply: dict[str, Any], fds: list[int]) -> None:
@@ -179,7 +171,7 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         own_timeout = self.gettimeout()
         view = _stdlib.socket(_stdlib.AF_UNIX, _stdlib.SOCK_STREAM, 0, _os.dup(self.fileno()))
         try:
-            return _exchange(view, message, timeout)
+            return exchange(view, message, timeout)
         finally:
             view.close()
             super().settimeout(own_timeout)
@@ -224,7 +216,7 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         try:
             kind = "dgram" if state.kind == _stdlib.SOCK_DGRAM else "stream"
             reuse = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
-            reply, fds = _exchange(control, {"op": "bind", "type": kind, "port": port, "reuse": reuse},
+            reply, fds = exchange(control, {"op": "bind", "type": kind, "port": port, "reuse": reuse},
                                    _CONTROL_TIMEOUT)
             _raise_for(reply, fds)
             own = Addr(*reply["address"])

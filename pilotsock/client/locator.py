@@ -141,12 +141,19 @@ def recv_frame(sock: _stdlib_socket.socket) -> tuple[dict[str, Any], list[int]]:
     return decode_body(bytes(buffer[4:])), fds
 
 
+def exchange(sock: _stdlib_socket.socket, message: dict[str, Any],
+             timeout: float | None) -> tuple[dict[str, Any], list[int]]:
+    """Send one request on a control socket and read its reply (``timeout`` bounds both)."""
+    sock.settimeout(timeout)
+    sock.sendall(encode_frame(message))
+    return recv_frame(sock)
+
+
 def request(message: dict[str, Any], *, home: str | os.PathLike[str] | None = None,
             timeout: float = CONTROL_TIMEOUT_SECONDS, autostart: bool | None = None) -> dict[str, Any]:
     """One request on a fresh control connection; returns the reply (``ok`` may be False)."""
     with open_control(home, autostart=autostart, timeout=timeout) as sock:
-        sock.sendall(encode_frame(message))
-        reply, fds = recv_frame(sock)
+        reply, fds = exchange(sock, message, timeout)
         for fd in fds:
             os.close(fd)
         return reply

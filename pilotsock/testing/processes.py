@@ -21,7 +21,7 @@ from pilotsock.daemon.home import read_state
 READY_TIMEOUT_SECONDS = 20.0
 
 
-def _wait_for(predicate: Any, timeout: float, what: str, process: subprocess.Popen[bytes] | None = None) -> Any:
+def wait_for(predicate: Any, timeout: float, what: str, process: subprocess.Popen[Any] | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -70,7 +70,7 @@ def start_registry(directory: Path, *, listen: str = "127.0.0.1:0", beacon: str 
         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
     )
     log.close()
-    data = _wait_for(lambda: read_state(state), READY_TIMEOUT_SECONDS, "registry", process)
+    data = wait_for(lambda: read_state(state), READY_TIMEOUT_SECONDS, "registry", process)
     return RegistryProcess(directory, process, data["registry"], data["beacon"], db)
 
 
@@ -121,7 +121,7 @@ def start_daemon(home: Path, registry: str | None, *, extra_args: list[str] | No
     process = subprocess.Popen([sys.executable, "-m", "pilotsock.daemon", *args], stdin=subprocess.DEVNULL,
                                stdout=log, stderr=log, env=env)
     log.close()
-    info = _wait_for(lambda: read_state(state), READY_TIMEOUT_SECONDS, f"daemon in {home}", process)
+    info = wait_for(lambda: read_state(state), READY_TIMEOUT_SECONDS, f"daemon in {home}", process)
     return DaemonProcess(home, process, info, registry, list(extra_args or []))
 
 
