@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from pilotsock.config import TransportConfig
 from pilotsock.errors import MalformedFrame
-from pilotsock.transport.connection import ConnEvent, OutSegment, StreamConnection
-from pilotsock.wire.header import Packet, Protocol, decode_packet, encode_packet
+from pilotsock.transport.connection import ConnEvent, OutSegment, State, StreamConnection
+from pilotsock.wire.header import Flag, Packet, Protocol, decode_packet, encode_packet
 from pilotsock.wire.sack import is_sack_payload
 
 
@@ -47,6 +47,7 @@ class SimEndpoint:
     pending_write: bytearray = field(default_factory=bytearray)
     close_after_write: bool = False
     eof: bool = False
+    listening: bool = False  # a closed machine opens on the first SYN, as the daemon's demux does
 
 
 class SimulatedLink:
@@ -158,8 +159,13 @@ class SimulatedLink:
                 self.stats.bad_crc += 1
                 return True
             self.stats.delivered += 1
-            self.sides[index].conn.on_segment(packet.flags, packet.seq, packet.ack, packet.window_units,
-                                              bytes(packet.payload), self.now)
+            side = self.sides[index]
+            if side.listening and side.conn.state is State.CLOSED and not side.events:
+                if packet.flags & Flag.SYN and not packet.flags & Flag.ACK:
+                    side.conn.open_passive(packet.seq, packet.window_units, self.now)
+                return True
+            side.conn.on_segment(packet.flags, packet.seq, packet.ack, packet.window_units,
+                                 bytes(packet.payload), self.now)
         else:
             assert next_deadline is not None
             self.now = max(self.now, next_deadline)
@@ -189,24 +195,5 @@ def connected_pair(link: SimulatedLink, config: TransportConfig | None = None, *
     a = link.attach(client, 49152)
     b = link.attach(server, 1000)
     client.open_active(link.now)
-    # The server machine is created on the first SYN, like the daemon's demux does.
-    original_step = link.step
-
-    def step_with_listener() -> bool:
-        if server.state.value == "CLOSED" and not b.events:
-            for segment in client.segments_to_send(link.now):
-                link._transmit(0, segment)
-            if link._queue:
-                arrival, _, index, data = heapq.heappop(link._queue)
-                link.now = max(link.now, arrival)
-                try:
-                    packet = decode_packet(data)
-                except MalformedFrame:
-                    return True
-                if packet.flags & 1 and index == 1:
-                    server.open_passive(packet.seq, packet.window_units, link.now)
-                return True
-        return original_step()
-
-    link.step = step_with_listener  # type: ignore[method-assign]
+    b.listening = True
     return a, b
