@@ -6,6 +6,8 @@ Where it sits: ring 2, owned by a stream connection.
 Unlike Go (exact-start matching only), overlaps are trimmed at both ends, so re-segmented
 retransmissions are never lost (transport.md §6). Everything buffered (in order or not) counts
 against ``capacity_bytes``; data beyond the window edge is dropped (the caller ACKs at once).
+The merged out-of-order ranges are kept up to date on every insert (in unwrapped offsets), so a
+SACK costs O(blocks · log ranges) however many segments wait behind a hole.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 
 from pilotsock.config import WINDOW_UNIT_BYTES
+from pilotsock.transport.ranges import RangeSet
 from pilotsock.transport.seqnum import SEQ_MASK, seq_diff
 
 MAX_WINDOW_UNITS = 0xFFFF
@@ -29,8 +32,10 @@ class ReceiveQueue:
         self.ready_bytes = 0
         self._out_of_order: dict[int, bytes] = {}  # absolute start seq -> payload
         self.out_of_order_bytes = 0
-        self._recent_start: int | None = None  # start of the most recently received OOO segment
-        self._last_reported: list[int] = []  # left edges of the SACK blocks sent last time
+        self._rcv_offset = 0  # unwrapped offset of rcv_nxt (never wraps)
+        self._ranges = RangeSet()  # offsets of out-of-order data (merged)
+        self._recent: int | None = None  # offset of the most recently received OOO segment
+        self._last_reported: list[int] = []  # left-edge offsets of the SACK blocks sent last time
 
     def reset(self, rcv_nxt: int) -> None:
         self.rcv_nxt = rcv_nxt & SEQ_MASK
@@ -67,15 +72,15 @@ class ReceiveQueue:
             length = len(payload)
         if offset > 0:
             start = (self.rcv_nxt + offset) & SEQ_MASK
+            self._recent = self._rcv_offset + offset
             existing = self._out_of_order.get(start)
             if existing is not None and len(existing) >= length:
-                self._recent_start = start
                 return 0, False
             if existing is not None:
                 self.out_of_order_bytes -= len(existing)
             self._out_of_order[start] = bytes(payload)
             self.out_of_order_bytes += length
-            self._recent_start = start
+            self._ranges.add(self._recent, self._recent + length)
             return 0, True
         self._append_ready(payload)
         added = length + self._drain_out_of_order()
@@ -86,6 +91,7 @@ class ReceiveQueue:
         self._ready.append(data)
         self.ready_bytes += len(data)
         self.rcv_nxt = (self.rcv_nxt + len(data)) & SEQ_MASK
+        self._rcv_offset += len(data)
 
     def _drain_out_of_order(self) -> int:
         """Move out-of-order segments that are now contiguous (trimming overlaps)."""
@@ -115,7 +121,10 @@ class ReceiveQueue:
                 self._append_ready(piece)
                 added += len(piece)
         if not self._out_of_order:
-            self._recent_start = None
+            self._ranges.clear()
+            self._recent = None
+        else:
+            self._ranges.discard_below(self._rcv_offset)
         return added
 
     @property
@@ -124,46 +133,28 @@ class ReceiveQueue:
 
     def sack_blocks(self, limit: int = 4) -> list[tuple[int, int]]:
         """Blocks of out-of-order data above ``rcv_nxt``; the most recent first (RFC 2018)."""
-        if not self._out_of_order:
+        if not self._ranges:
             return []
-        base = self.rcv_nxt
-        ranges = sorted(
-            (seq_diff(start, base), seq_diff(start, base) + len(data))
-            for start, data in self._out_of_order.items()
-        )
-        merged: list[list[int]] = []
-        for left, right in ranges:
-            if merged and left <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], right)
-            else:
-                merged.append([left, right])
+        ranges = self._ranges.ranges
+
         # RFC 2018 §4: the block holding the most recent segment first, then the blocks reported
         # in the previous ACK, so every block is repeated in several ACKs even with more holes
         # than fit in one; remaining room goes to the highest (newest) other blocks.
-        def containing(offset: int | None) -> list[int] | None:
-            if offset is None:
-                return None
-            for block in merged:
-                if block[0] <= offset < block[1]:
-                    return block
-            return None
-
-        ordered: list[list[int]] = []
-        recent = containing(seq_diff(self._recent_start, base) if self._recent_start is not None else None)
-        if recent is not None:
-            ordered.append(recent)
-        for start in self._last_reported:
-            block = containing(seq_diff(start, base))
-            if block is not None and not any(block is chosen for chosen in ordered):
-                ordered.append(block)
-        for block in reversed(merged):
-            if len(ordered) >= limit:
-                break
-            if not any(block is chosen for chosen in ordered):
-                ordered.append(block)
-        ordered = ordered[:limit]
-        self._last_reported = [(base + block[0]) & SEQ_MASK for block in ordered]
-        return [((base + left) & SEQ_MASK, (base + right) & SEQ_MASK) for left, right in ordered]
+        chosen: list[int] = []
+        for offset in (self._recent, *self._last_reported):
+            index = self._ranges.index_containing(offset) if offset is not None else None
+            if index is not None and index not in chosen:
+                chosen.append(index)
+        index = len(ranges) - 1
+        while index >= 0 and len(chosen) < limit:
+            if index not in chosen:
+                chosen.append(index)
+            index -= 1
+        chosen = chosen[:limit]
+        self._last_reported = [ranges[index][0] for index in chosen]
+        base, offset = self.rcv_nxt, self._rcv_offset
+        return [((base + ranges[i][0] - offset) & SEQ_MASK, (base + ranges[i][1] - offset) & SEQ_MASK)
+                for i in chosen]
 
     # -- application side ------------------------------------------------------------------
 

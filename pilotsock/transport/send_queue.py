@@ -8,14 +8,23 @@ Invariants:
   resends exactly the same bytes (Go reassembles on exact sequence starts only; transport.md §4).
 - ``pipe_bytes`` = sequence space of segments that are in flight: sent, not SACKed, not
   considered lost (RFC 6675 "pipe").
+- Every ACK costs O(log n) plus the segments whose state it changes, whatever the flight size
+  (a 100 ms path at 20 MB/s holds ~1,700 segments): segments carry an unwrapped stream offset
+  (``start``) for binary search, the SACK scoreboard keeps the merged SACKed ranges so repeated
+  blocks are not walked again, RACK scans a transmission-ordered queue from its oldest end, and
+  lost segments wait in a heap.
 """
 
 from __future__ import annotations
 
+import heapq
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import NamedTuple
 
+from pilotsock.transport.ranges import RangeSet
 from pilotsock.transport.seqnum import SEQ_MASK, seq_diff
 
 
@@ -36,7 +45,7 @@ class SentSegment:
     rate_delivered_at: float = 0.0
     rate_first_sent_at: float = 0.0
     rate_app_limited: bool = False
-
+    start: int = 0  # unwrapped stream offset of ``seq`` (set by the queue; never wraps)
 
     @property
     def end(self) -> int:
@@ -76,6 +85,11 @@ class SendQueue:
         # delivered by the original: the loss was spurious (reordering). The caller sets it.
         self.spurious_threshold = 0.0
         self.spurious_retransmissions = 0
+        self._next_start = 0  # unwrapped offset of the next new segment
+        self._sacked = RangeSet()  # offsets known SACKed (merged)
+        self._by_transmission: deque[tuple[int, SentSegment]] = deque()  # (order, segment)
+        self._lost_heap: list[tuple[int, int, SentSegment]] = []  # (start, tiebreak, segment); may be stale
+        self._lost_pushes = 0
 
     def _snapshot(self, segment: SentSegment, now: float) -> None:
         if self.pipe_bytes == 0:  # a new flight starts: measure from now
@@ -132,6 +146,9 @@ class SendQueue:
         self._snapshot(segment, segment.last_sent_at)
         segment.order = self._next_order
         self._next_order += 1
+        segment.start = self._next_start
+        self._next_start += segment.length
+        self._by_transmission.append((segment.order, segment))
         self.segments.append(segment)
         self.unacked_bytes += segment.length
         self.pipe_bytes += segment.length
@@ -148,6 +165,7 @@ class SendQueue:
         segment.last_sent_at = now
         segment.order = self._next_order
         self._next_order += 1
+        self._by_transmission.append((segment.order, segment))
 
     def _delivered(self, segment: SentSegment, now: float) -> None:
         self.delivered += segment.length
@@ -177,32 +195,62 @@ class SendQueue:
         self.unacked_bytes -= segment.length
         if segment.in_flight:
             self.pipe_bytes -= segment.length
+            segment.in_flight = False
         if segment.sacked:
             self.sacked_bytes -= segment.length
         if segment.lost:
             self.lost_count -= 1
+            segment.lost = False
 
     def apply_sack(self, blocks: list[tuple[int, int]], snd_una: int, now: float) -> int:
         """Mark segments wholly inside any block as SACKed; return the newly SACKed bytes."""
+        segments = self.segments
+        if not segments:
+            return 0
+        head = segments[0]
+        base = head.start - seq_diff(head.seq, snd_una)  # unwrapped offset of snd_una
+        limit = self._next_start
+        self._sacked.discard_below(base)
         newly = 0
         for left, right in blocks:
-            if seq_diff(right, left) <= 0 or seq_diff(right, snd_una) <= 0:
+            lo = base + seq_diff(left, snd_una)
+            hi = base + seq_diff(right, snd_una)
+            lo, hi = max(lo, base), min(hi, limit)
+            if hi <= lo:
                 continue
-            for segment in self.segments:
-                if seq_diff(segment.seq, right) >= 0:
-                    break
-                if segment.sacked or seq_diff(segment.seq, left) < 0 or seq_diff(segment.end, right) > 0:
-                    continue
-                segment.sacked = True
-                self._delivered(segment, now)
-                self.sacked_bytes += segment.length
-                newly += segment.length
-                if segment.in_flight:
-                    segment.in_flight = False
-                    self.pipe_bytes -= segment.length
-                if segment.lost:
-                    segment.lost = False
-                    self.lost_count -= 1
+            for piece_lo, piece_hi in self._sacked.uncovered(lo, hi):
+                newly += self._sack_range(piece_lo, piece_hi, now)
+        return newly
+
+    def _sack_range(self, lo: int, hi: int, now: float) -> int:
+        """SACK every segment wholly inside [lo, hi) and record the span they cover."""
+        segments = self.segments
+        index = bisect_left(segments, lo, key=_segment_start)
+        count = len(segments)
+        newly = 0
+        first = last = None
+        while index < count:
+            segment = segments[index]
+            if segment.start + segment.length > hi:
+                break
+            if first is None:
+                first = segment.start
+            last = segment.start + segment.length
+            index += 1
+            if segment.sacked:
+                continue
+            segment.sacked = True
+            self._delivered(segment, now)
+            self.sacked_bytes += segment.length
+            newly += segment.length
+            if segment.in_flight:
+                segment.in_flight = False
+                self.pipe_bytes -= segment.length
+            if segment.lost:
+                segment.lost = False
+                self.lost_count -= 1
+        if first is not None and last is not None:
+            self._sacked.add(first, last)
         return newly
 
     def mark_lost(self, segment: SentSegment) -> bool:
@@ -211,6 +259,8 @@ class SendQueue:
             return False
         segment.lost = True
         self.lost_count += 1
+        self._lost_pushes += 1
+        heapq.heappush(self._lost_heap, (segment.start, self._lost_pushes, segment))
         if segment.in_flight:
             segment.in_flight = False
             self.pipe_bytes -= segment.length
@@ -237,13 +287,20 @@ class SendQueue:
     def mark_rack_losses(self, reorder_window: float) -> int:
         """RACK time rule (RFC 8985 §6.2): a segment transmitted before the newest delivered one,
         and at least ``reorder_window`` seconds earlier, is lost. Works with tiny windows where
-        three SACKed segments above a hole never exist."""
+        three SACKed segments above a hole never exist. Scans in transmission order from the
+        oldest transmission still in flight and stops at the first one that is not lost."""
         marked = 0
         rack_order, rack_sent_at = self.rack_order, self.rack_sent_at
-        for segment in self.segments:
-            if (segment.in_flight and not segment.sacked and segment.order < rack_order
-                    and rack_sent_at - segment.last_sent_at >= reorder_window and self.mark_lost(segment)):
-                marked += 1
+        queue = self._by_transmission
+        while queue:
+            order, segment = queue[0]
+            if segment.order != order or not segment.in_flight:
+                queue.popleft()  # retransmitted since, delivered, acknowledged or already lost
+                continue
+            if order >= rack_order or rack_sent_at - segment.last_sent_at < reorder_window:
+                break
+            queue.popleft()
+            marked += int(self.mark_lost(segment))
         return marked
 
     def last_unsacked(self) -> SentSegment | None:
@@ -258,9 +315,16 @@ class SendQueue:
             self.mark_lost(segment)
 
     def first_lost(self) -> SentSegment | None:
+        """The lowest segment waiting for retransmission."""
         if not self.lost_count:
             return None
-        for segment in self.segments:
+        heap = self._lost_heap
+        while heap:
+            segment = heap[0][2]
             if segment.lost:
                 return segment
+            heapq.heappop(heap)  # retransmitted, delivered or acknowledged since
         return None
+
+
+_segment_start = attrgetter("start")

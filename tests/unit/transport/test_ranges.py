@@ -1,0 +1,78 @@
+"""RangeSet and the SACK scoreboards built on it, against brute-force models."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pilotsock.transport.ranges import RangeSet
+from pilotsock.transport.receive_queue import ReceiveQueue
+from pilotsock.transport.send_queue import SendQueue, SentSegment
+
+spans = st.tuples(st.integers(0, 200), st.integers(1, 40)).map(lambda t: (t[0], t[0] + t[1]))
+
+
+def covered(ranges: RangeSet) -> set[int]:
+    return {x for lo, hi in ranges.ranges for x in range(lo, hi)}
+
+
+@given(st.lists(spans, max_size=30), st.integers(0, 250), spans)
+@settings(max_examples=300)
+def test_range_set_matches_a_set_of_integers(added: list[tuple[int, int]], floor: int,
+                                              query: tuple[int, int]) -> None:
+    ranges = RangeSet()
+    model: set[int] = set()
+    for lo, hi in added:
+        ranges.add(lo, hi)
+        model |= set(range(lo, hi))
+    assert covered(ranges) == model
+    flat = [x for r in ranges.ranges for x in r]
+    assert flat == sorted(flat) and all(a[1] < b[0] for a, b in zip(ranges.ranges, ranges.ranges[1:]))
+    lo, hi = query
+    assert {x for a, b in ranges.uncovered(lo, hi) for x in range(a, b)} == set(range(lo, hi)) - model
+    for x in (lo, hi, floor):
+        index = ranges.index_containing(x)
+        assert (index is not None) == (x in model)
+    ranges.discard_below(floor)
+    assert covered(ranges) == {x for x in model if x >= floor}
+
+
+@given(st.integers(0, 2**32 - 1), st.lists(st.tuples(st.integers(0, 59), st.integers(1, 8)), max_size=25))
+@settings(max_examples=200)
+def test_apply_sack_marks_exactly_the_segments_inside_blocks(isn: int, blocks: list[tuple[int, int]]) -> None:
+    """Segments of 100 bytes from a random (possibly wrapping) ISN; SACK blocks in segment units."""
+    queue = SendQueue(1 << 20)
+    segments = []
+    for index in range(60):
+        segment = SentSegment((isn + 100 * index) & 0xFFFFFFFF, b"x" * 100, 0x10, 100, float(index))
+        queue.on_sent(segment)
+        segments.append(segment)
+    expected: set[int] = set()
+    total = 0
+    for first, count in blocks:
+        left = (isn + 100 * first) & 0xFFFFFFFF
+        right = (isn + 100 * min(60, first + count)) & 0xFFFFFFFF
+        total += queue.apply_sack([(left, right)], isn, 100.0)
+        expected |= set(range(first, min(60, first + count)))
+    assert {i for i, s in enumerate(segments) if s.sacked} == expected
+    assert total == queue.sacked_bytes == 100 * len(expected)
+    assert queue.pipe_bytes == 100 * (60 - len(expected))
+
+
+def test_receive_queue_reports_most_recent_block_first_and_rotates() -> None:
+    queue = ReceiveQueue(1 << 20, initial_seq=0xFFFFFF00)  # wraps inside the test
+    base = 0xFFFFFF00
+    for hole in range(6):  # six holes: segments 2k+1 arrive, 2k are missing
+        queue.insert((base + 100 * (2 * hole + 1)) & 0xFFFFFFFF, b"y" * 100)
+    first = queue.sack_blocks()
+    assert len(first) == 4
+    assert first[0] == ((base + 1100) & 0xFFFFFFFF, (base + 1200) & 0xFFFFFFFF)  # the newest
+    second = queue.sack_blocks()
+    assert second == first  # nothing new arrived: the same blocks again
+    queue.insert((base + 200) & 0xFFFFFFFF, b"y" * 100)  # fills hole 1: blocks 1 and 2 merge
+    third = queue.sack_blocks()
+    assert third[0] == ((base + 100) & 0xFFFFFFFF, (base + 400) & 0xFFFFFFFF)
+    assert len(set(third)) == 4
+    queue.insert(base, b"z" * 100)  # fills hole 0: rcv_nxt jumps over the merged block
+    assert queue.rcv_nxt == (base + 400) & 0xFFFFFFFF
+    assert all(((left - queue.rcv_nxt) & 0xFFFFFFFF) < 0x80000000 for left, _ in queue.sack_blocks())
