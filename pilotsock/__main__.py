@@ -54,7 +54,13 @@ def _bench(args: argparse.Namespace) -> int:
         sender = report["sender"]
         print(f"sender: {sender.get('stream.retransmissions', 0)} retransmissions, "
               f"{sender.get('stream.fast_retransmits', 0)} recoveries, {sender.get('stream.timeouts', 0)} timeouts, "
-              f"{sender.get('stream.tail_loss_probes', 0)} tail-loss probes")
+              f"{sender.get('stream.tail_loss_probes', 0)} tail-loss probes, "
+              f"{sender.get('stream.spurious_retransmissions', 0)} spurious; "
+              f"{sender.get('stream.segments_sent', 0)} segments sent")
+        inbound = report["link"].get("inbound", {})
+        if inbound:
+            print(f"link A->B: {inbound['received']} datagrams in, {inbound['lost']} dropped as loss, "
+                  f"{inbound['queue_dropped']} dropped by the rate limit")
     return 0
 
 

@@ -107,14 +107,17 @@ def run_via_emulator(*, rtt_ms: float = 100.0, loss: float = 0.005, seconds: flo
                 raise RuntimeError(f"source failed: {source.stderr[-2000:]}")
             result = json.loads(sink.stdout.readline())
             time.sleep(0.5)
-            report = {
+            sender, receiver = _stream_counters(node_a), _stream_counters(node_b)
+            emulator.terminate()
+            link_stats, _ = emulator.communicate(timeout=10)
+            return {
                 "rtt_ms": rtt_ms, "loss": loss, "rate_mbps": rate_mbps,
                 "congestion_control": congestion_control or "default",
                 "bytes": result["bytes"], "seconds": round(result["seconds"], 3),
                 "mb_per_s": round(result["bytes"] / max(result["seconds"], 1e-9) / 1e6, 2),
-                "sender": _stream_counters(node_a),
+                "sender": sender, "receiver": receiver,
+                "link": json.loads(link_stats.strip().splitlines()[-1]) if link_stats.strip() else {},
             }
-            return report
         finally:
             for process in processes:
                 if process.poll() is None:

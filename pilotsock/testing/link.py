@@ -2,7 +2,8 @@
 """A seeded simulated link joining two stream machines in a discrete-event loop.
 
 Impairments come from ``random.Random(seed)``: loss, duplication, reordering (extra delay),
-corruption (bit flips caught by the real CRC codec), delay and jitter. Segments travel as real
+corruption (bit flips caught by the real CRC codec), delay and jitter, plus a bottleneck rate
+per direction with a bounded queue (tail drop) and an MTU (larger packets are dropped). Segments travel as real
 marshalled packets (``encode_packet``/``decode_packet``). The loop jumps ``now`` to the earlier
 of the next arrival and the next machine deadline; it is bounded in steps and simulated time.
 """
@@ -28,6 +29,8 @@ class LinkStats:
     duplicated: int = 0
     corrupted: int = 0
     bad_crc: int = 0
+    queue_dropped: int = 0  # tail drops at the rate-limited bottleneck
+    oversize: int = 0  # packets larger than the MTU
     max_sack_blocks: int = 0
     min_cwnd: float = float("inf")
     max_cwnd: float = 0.0
@@ -53,7 +56,8 @@ class SimEndpoint:
 class SimulatedLink:
     def __init__(self, *, seed: int = 0, loss: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0,
                  corrupt: float = 0.0, delay_seconds: float = 0.01, jitter_seconds: float = 0.0,
-                 reorder_extra_seconds: float = 0.02, start: float = 0.0) -> None:
+                 reorder_extra_seconds: float = 0.02, start: float = 0.0, rate_bytes_per_second: float = 0.0,
+                 queue_seconds: float = 0.1, mtu: int = 0) -> None:
         self.random = random.Random(seed)
         self.seed = seed
         self.loss = loss
@@ -63,6 +67,10 @@ class SimulatedLink:
         self.delay = delay_seconds
         self.jitter = jitter_seconds
         self.reorder_extra = reorder_extra_seconds
+        self.rate = rate_bytes_per_second  # 0 = unlimited
+        self.queue_seconds = queue_seconds
+        self.mtu = mtu  # 0 = unlimited; counts the encoded packet (header + payload)
+        self._link_free_at = [start, start]  # per direction: when the bottleneck is idle again
         self.now = start
         self.stats = LinkStats()
         self._queue: list[tuple[float, int, int, bytes]] = []
@@ -87,6 +95,16 @@ class SimulatedLink:
         raw = encode_packet(Packet(segment.flags, Protocol.STREAM, 0, index + 1, 0, 2 - index, src.port, dst.port,
                                    segment.seq, segment.ack, segment.window_units, segment.payload))
         self.stats.sent += 1
+        if self.mtu and len(raw) > self.mtu:
+            self.stats.oversize += 1
+            return
+        departure = self.now
+        if self.rate:
+            start = max(self.now, self._link_free_at[index])
+            if start - self.now > self.queue_seconds:
+                self.stats.queue_dropped += 1
+                return
+            departure = self._link_free_at[index] = start + len(raw) / self.rate
         copies = 1
         if self.random.random() < self.loss:
             self.stats.lost += 1
@@ -101,7 +119,7 @@ class SimulatedLink:
                 flipped = bytearray(raw)
                 flipped[self.random.randrange(len(flipped))] ^= 1 << self.random.randrange(8)
                 data = bytes(flipped)
-            arrival = self.now + self.delay + self.random.random() * self.jitter
+            arrival = departure + self.delay + self.random.random() * self.jitter
             if self.random.random() < self.reorder:
                 arrival += self.random.random() * self.reorder_extra
             self._counter += 1
@@ -111,7 +129,8 @@ class SimulatedLink:
         side = self.sides[index]
         conn = side.conn
         if side.pending_write and conn.send_space:
-            taken = conn.write(bytes(side.pending_write[:conn.send_space]), self.now)
+            with memoryview(side.pending_write) as view:
+                taken = conn.write(view[:conn.send_space], self.now)
             del side.pending_write[:taken]
         if side.close_after_write and not side.pending_write:
             conn.shutdown_write(self.now)

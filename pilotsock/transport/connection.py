@@ -68,6 +68,7 @@ FIN = int(Flag.FIN)
 RST = int(Flag.RST)
 __all__ = ["ACK", "FIN", "RST", "SYN", "TRANSITIONS", "ConnEvent", "OutSegment", "State", "StreamConnection"]
 SACK_SPLIT_BYTES = 4  # transport.md §4: send the first 4 bytes of a SACK-looking payload alone
+MAX_EXTRA_SACKS = 3  # extra pure ACKs per flush when more blocks changed than one SACK holds
 
 
 class StreamConnection:
@@ -296,6 +297,10 @@ class StreamConnection:
             if self._ack.now or self._ack.keepalive or self._ack.window_update:
                 if not carried_ack or self.receive_queue.has_out_of_order or self._ack.keepalive:
                     self._out.append(self._pure_ack())
+                    for _ in range(MAX_EXTRA_SACKS):  # more changed blocks than one ACK holds
+                        if not self.receive_queue.has_unreported_blocks:
+                            break
+                        self._out.append(self._pure_ack())
                 self._clear_ack_state()
             elif carried_ack:
                 self._clear_ack_state()
@@ -512,8 +517,14 @@ class StreamConnection:
         queue = self.receive_queue
         had_gap = queue.has_out_of_order
         in_order = seq == queue.rcv_nxt
+        beyond_before = queue.beyond_window
         added, accepted = queue.insert(seq, payload)
         self.stats.bytes_received += added
+        if not accepted and payload:
+            if queue.beyond_window != beyond_before:
+                self.stats.beyond_window_segments += 1
+            else:
+                self.stats.duplicate_segments += 1
         length = len(payload)
         short = length < (self._largest_segment_received or self.config.mss)
         if length > self._largest_segment_received:

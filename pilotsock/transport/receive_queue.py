@@ -22,6 +22,7 @@ MAX_WINDOW_UNITS = 0xFFFF
 # The window advertises whole 4096-byte units and may not say 0 (0 reads as "no limit"), so a
 # nearly full buffer still advertises one unit; accept that much beyond capacity.
 OVERCOMMIT_BYTES = WINDOW_UNIT_BYTES
+MAX_CHANGED_BLOCKS = 64  # changed blocks remembered between two SACKs (beyond: the oldest go)
 
 
 class ReceiveQueue:
@@ -34,8 +35,14 @@ class ReceiveQueue:
         self.out_of_order_bytes = 0
         self._rcv_offset = 0  # unwrapped offset of rcv_nxt (never wraps)
         self._ranges = RangeSet()  # offsets of out-of-order data (merged)
-        self._recent: int | None = None  # offset of the most recently received OOO segment
+        # Offsets of out-of-order segments received since the last SACK, oldest first, one per
+        # block they landed in. The daemon ACKs once per receive batch, not per segment, so
+        # "the block of the most recent segment" alone would hide a retransmission that filled
+        # a hole low in the window behind the new data of the same batch, and the sender would
+        # retransmit it again and again.
+        self._changed: list[int] = []
         self._last_reported: list[int] = []  # left-edge offsets of the SACK blocks sent last time
+        self.beyond_window = 0  # segments refused because they start past the window edge
 
     def reset(self, rcv_nxt: int) -> None:
         self.rcv_nxt = rcv_nxt & SEQ_MASK
@@ -66,21 +73,24 @@ class ReceiveQueue:
             length = len(payload)
         edge = self.window_edge_bytes
         if offset >= edge:
+            self.beyond_window += 1
             return 0, False
         if offset + length > edge:
             payload = payload[: edge - offset]
             length = len(payload)
         if offset > 0:
             start = (self.rcv_nxt + offset) & SEQ_MASK
-            self._recent = self._rcv_offset + offset
+            position = self._rcv_offset + offset
             existing = self._out_of_order.get(start)
             if existing is not None and len(existing) >= length:
+                self._note_changed(position)  # a duplicate: its block is news to the sender
                 return 0, False
             if existing is not None:
                 self.out_of_order_bytes -= len(existing)
             self._out_of_order[start] = bytes(payload)
             self.out_of_order_bytes += length
-            self._ranges.add(self._recent, self._recent + length)
+            self._ranges.add(position, position + length)
+            self._note_changed(position)
             return 0, True
         self._append_ready(payload)
         added = length + self._drain_out_of_order()
@@ -92,6 +102,22 @@ class ReceiveQueue:
         self.ready_bytes += len(data)
         self.rcv_nxt = (self.rcv_nxt + len(data)) & SEQ_MASK
         self._rcv_offset += len(data)
+
+    def _note_changed(self, position: int) -> None:
+        changed = self._changed
+        if changed:
+            ranges = self._ranges
+            if ranges.index_containing(changed[-1]) == ranges.index_containing(position):
+                changed[-1] = position  # the same block grew (the common case: new data on top)
+                return
+            if len(changed) >= MAX_CHANGED_BLOCKS:
+                del changed[0]
+        changed.append(position)
+
+    @property
+    def has_unreported_blocks(self) -> bool:
+        """Blocks changed since the last SACK that did not fit in it."""
+        return bool(self._changed)
 
     def _drain_out_of_order(self) -> int:
         """Move out-of-order segments that are now contiguous (trimming overlaps)."""
@@ -122,7 +148,7 @@ class ReceiveQueue:
                 added += len(piece)
         if not self._out_of_order:
             self._ranges.clear()
-            self._recent = None
+            self._changed.clear()
         else:
             self._ranges.discard_below(self._rcv_offset)
         return added
@@ -137,12 +163,21 @@ class ReceiveQueue:
             return []
         ranges = self._ranges.ranges
 
-        # RFC 2018 §4: the block holding the most recent segment first, then the blocks reported
-        # in the previous ACK, so every block is repeated in several ACKs even with more holes
-        # than fit in one; remaining room goes to the highest (newest) other blocks.
+        # RFC 2018 §4: the block holding the most recent segment first (here: every block
+        # changed since the last SACK, newest first), then the blocks reported in the previous
+        # ACK, so every block is repeated in several ACKs even with more holes than fit in one;
+        # remaining room goes to the highest (newest) other blocks.
         chosen: list[int] = []
-        for offset in (self._recent, *self._last_reported):
-            index = self._ranges.index_containing(offset) if offset is not None else None
+        changed = self._changed
+        while changed and len(chosen) < limit:
+            index = self._ranges.index_containing(changed.pop())
+            if index is not None and index not in chosen:
+                chosen.append(index)
+        if changed:  # what did not fit goes first in the next SACK
+            self._changed = [offset for offset in changed
+                             if self._ranges.index_containing(offset) not in (*chosen, None)]
+        for offset in self._last_reported:
+            index = self._ranges.index_containing(offset)
             if index is not None and index not in chosen:
                 chosen.append(index)
         index = len(ranges) - 1

@@ -83,7 +83,7 @@ class ConnectionTimers:
 class ConnectionStats:
     __slots__ = ("segments_sent", "segments_received", "bytes_sent", "bytes_received", "retransmissions",
                  "fast_retransmits", "timeouts", "tail_loss_probes",
-                 "spurious_retransmissions")
+                 "spurious_retransmissions", "duplicate_segments", "beyond_window_segments")
 
     def __init__(self) -> None:
         self.segments_sent = 0
@@ -95,6 +95,8 @@ class ConnectionStats:
         self.timeouts = 0
         self.tail_loss_probes = 0
         self.spurious_retransmissions = 0
+        self.duplicate_segments = 0  # received data segments that held nothing new
+        self.beyond_window_segments = 0  # received data segments dropped past the window edge
 
     def add_to(self, counters: dict[str, int], prefix: str = "stream.") -> None:
         """Add these statistics to a counter table (the daemon's ``stats``)."""

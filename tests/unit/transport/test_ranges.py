@@ -59,20 +59,30 @@ def test_apply_sack_marks_exactly_the_segments_inside_blocks(isn: int, blocks: l
     assert queue.pipe_bytes == 100 * (60 - len(expected))
 
 
-def test_receive_queue_reports_most_recent_block_first_and_rotates() -> None:
+def test_receive_queue_reports_every_changed_block_newest_first() -> None:
+    """One ACK per receive batch: every block that changed since the last SACK is reported
+    (newest first), spilling into a second SACK when more than four changed."""
     queue = ReceiveQueue(1 << 20, initial_seq=0xFFFFFF00)  # wraps inside the test
     base = 0xFFFFFF00
-    for hole in range(6):  # six holes: segments 2k+1 arrive, 2k are missing
+
+    def block(first: int, last: int) -> tuple[int, int]:
+        return (base + 100 * first) & 0xFFFFFFFF, (base + 100 * (last + 1)) & 0xFFFFFFFF
+
+    for hole in range(6):  # six holes in one batch: segments 2k+1 arrive, 2k are missing
         queue.insert((base + 100 * (2 * hole + 1)) & 0xFFFFFFFF, b"y" * 100)
     first = queue.sack_blocks()
-    assert len(first) == 4
-    assert first[0] == ((base + 1100) & 0xFFFFFFFF, (base + 1200) & 0xFFFFFFFF)  # the newest
+    assert first == [block(11, 11), block(9, 9), block(7, 7), block(5, 5)]
+    assert queue.has_unreported_blocks
     second = queue.sack_blocks()
-    assert second == first  # nothing new arrived: the same blocks again
+    assert second[:2] == [block(3, 3), block(1, 1)]  # the two that did not fit, then rotation
+    assert set(second[2:]) <= set(first)
+    assert not queue.has_unreported_blocks
+    third = queue.sack_blocks()  # nothing new: blocks reported last time come first
+    assert third[:2] == second[:2]
     queue.insert((base + 200) & 0xFFFFFFFF, b"y" * 100)  # fills hole 1: blocks 1 and 2 merge
-    third = queue.sack_blocks()
-    assert third[0] == ((base + 100) & 0xFFFFFFFF, (base + 400) & 0xFFFFFFFF)
-    assert len(set(third)) == 4
+    queue.insert((base + 1300) & 0xFFFFFFFF, b"y" * 100)  # new data on top in the same batch
+    fourth = queue.sack_blocks()
+    assert fourth[:2] == [block(13, 13), block(1, 3)]  # the low merge is not hidden by new data
     queue.insert(base, b"z" * 100)  # fills hole 0: rcv_nxt jumps over the merged block
     assert queue.rcv_nxt == (base + 400) & 0xFFFFFFFF
     assert all(((left - queue.rcv_nxt) & 0xFFFFFFFF) < 0x80000000 for left, _ in queue.sack_blocks())
