@@ -189,6 +189,9 @@ class SendQueue:
             if not segment.sacked:  # SACKed bytes were counted as delivered already
                 self._delivered(segment, now)
             removed.append(segment)
+        transmissions = self._by_transmission
+        while transmissions and not transmissions[0][1].in_flight:
+            transmissions.popleft()  # keep it bounded by the flight even when RACK never scans
         return removed
 
     def _forget(self, segment: SentSegment) -> None:
@@ -316,9 +319,10 @@ class SendQueue:
 
     def first_lost(self) -> SentSegment | None:
         """The lowest segment waiting for retransmission."""
-        if not self.lost_count:
-            return None
         heap = self._lost_heap
+        if not self.lost_count:
+            heap.clear()  # only stale entries are left: let their segments go
+            return None
         while heap:
             segment = heap[0][2]
             if segment.lost:

@@ -86,3 +86,21 @@ def test_receive_queue_reports_every_changed_block_newest_first() -> None:
     queue.insert(base, b"z" * 100)  # fills hole 0: rcv_nxt jumps over the merged block
     assert queue.rcv_nxt == (base + 400) & 0xFFFFFFFF
     assert all(((left - queue.rcv_nxt) & 0xFFFFFFFF) < 0x80000000 for left, _ in queue.sack_blocks())
+
+
+def test_send_queue_bookkeeping_stays_bounded_by_the_flight() -> None:
+    """Acknowledged segments leave every internal index (a leak here once cost 30% on loopback)."""
+    queue = SendQueue(1 << 30)
+    for round_ in range(100):
+        for index in range(100):
+            seq = (round_ * 100 + index) * 10
+            queue.on_sent(SentSegment(seq, b"p" * 10, 0x10, 10, float(round_)))
+        if round_ % 10 == 0:  # some losses, repaired
+            queue.mark_lost(queue.segments[0])
+            segment = queue.first_lost()
+            assert segment is not None
+            queue.on_retransmitted(segment, float(round_))
+        queue.acknowledge(((round_ + 1) * 100 * 10) & 0xFFFFFFFF, float(round_) + 0.5)
+        assert queue.first_lost() is None
+    assert not queue.segments and queue.pipe_bytes == 0
+    assert len(queue._by_transmission) == 0 and len(queue._lost_heap) == 0
