@@ -88,3 +88,12 @@ def make_controller(name: str, *, mss: int, initial_window_bytes: int, max_windo
     except KeyError:
         raise ValueError(f"unknown congestion controller {name!r}; have {sorted(CONTROLLERS)}") from None
     return factory(mss=mss, initial_window_bytes=initial_window_bytes, max_window_bytes=max_window_bytes)
+
+
+AUTO = "auto"
+
+
+def auto_choice(handshake_rtt: float | None, *, bbr_min_rtt: float) -> str:
+    """The controller "auto" picks once the handshake completes: BBR when the path is slow or
+    lost a handshake segment (no RTT sample), NewReno on a fast local path."""
+    return "newreno" if handshake_rtt is not None and handshake_rtt < bbr_min_rtt else "bbr"

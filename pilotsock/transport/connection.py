@@ -36,7 +36,7 @@ retransmission timeout; ``pipe`` bytes in flight; ``mss`` payload bytes per segm
 from __future__ import annotations
 
 from pilotsock.config import WINDOW_UNIT_BYTES, TransportConfig
-from pilotsock.transport.congestion import make_controller
+from pilotsock.transport.congestion import AUTO, CongestionController, auto_choice, make_controller
 from pilotsock.transport.receive_queue import ReceiveQueue
 from pilotsock.transport.recovery import (
     MAX_REORDER_STEPS,
@@ -87,11 +87,8 @@ class StreamConnection:
             initial=config.rto_initial, minimum=config.rto_min, maximum=config.rto_max,
             granularity=config.clock_granularity,
         )
-        self.cc = make_controller(
-            config.congestion_control, mss=config.mss,
-            initial_window_bytes=config.initial_cwnd_segments * config.mss,
-            max_window_bytes=config.max_cwnd_bytes,
-        )
+        # "auto" decides at the end of the handshake; nothing is sent under control before.
+        self.cc = self._make_controller("newreno" if config.congestion_control == AUTO else config.congestion_control)
         self.peer_window_bytes: int | None = None  # None: no limit announced yet
         self._out: list[OutSegment] = []
         self._events: list[ConnEvent] = []
@@ -321,11 +318,22 @@ class StreamConnection:
         self._complete_open(now)
         self._ack.now = True
 
+    def _make_controller(self, name: str, max_window_bytes: int | None = None) -> CongestionController:
+        config = self.config
+        return make_controller(name, mss=config.mss, initial_window_bytes=config.initial_cwnd_segments * config.mss,
+                               max_window_bytes=max_window_bytes or config.max_cwnd_bytes)
+
     def _complete_open(self, now: float) -> None:
         """Our SYN (or SYN-ACK) was acknowledged: ESTABLISHED."""
         self.snd_una = self.snd_nxt
-        if self._handshake.transmissions == 1:
-            self.rtt.on_sample(now - self._handshake.sent_at)
+        handshake_rtt = now - self._handshake.sent_at if self._handshake.transmissions == 1 else None
+        if handshake_rtt is not None:
+            self.rtt.on_sample(handshake_rtt)
+        config = self.config
+        if config.congestion_control == AUTO:
+            name = auto_choice(handshake_rtt, bbr_min_rtt=config.auto_bbr_min_rtt)
+            self.cc = self._make_controller(
+                name, None if name == "bbr" else min(config.max_cwnd_bytes, config.low_rtt_max_cwnd_bytes))
         self.timers.retransmit_at = None
         self._set_state(State.ESTABLISHED)
         self._arm_liveness(now)

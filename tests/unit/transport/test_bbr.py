@@ -37,7 +37,7 @@ def test_bbr_delivers_exactly(loss: float) -> None:
 
 def test_bbr_beats_newreno_under_random_loss() -> None:
     bbr_time = sum(_transfer(BBR, seed, 0.05)[0].now for seed in range(5))
-    reno_time = sum(_transfer(TransportConfig(), seed, 0.05)[0].now for seed in range(5))
+    reno_time = sum(_transfer(TransportConfig(congestion_control="newreno"), seed, 0.05)[0].now for seed in range(5))
     assert bbr_time < reno_time
 
 
@@ -52,3 +52,22 @@ def test_bbr_paces_once_it_has_a_model() -> None:
     assert controller.mode in (Mode.STARTUP, Mode.DRAIN, Mode.PROBE_BW)
     burst = a.conn.segments_to_send(link.now)
     assert sum(len(s.payload) for s in burst) <= controller.pacing_rate * 0.001 + 2 * BBR.mss
+
+
+@pytest.mark.parametrize(("delay", "expected"), [(0.0005, "newreno"), (0.02, "bbr")])
+def test_auto_picks_the_controller_from_the_handshake_rtt(delay: float, expected: str) -> None:
+    link = SimulatedLink(seed=3, delay_seconds=delay)
+    a, b = connected_pair(link, TransportConfig())
+    link.run(until=lambda: a.conn.state is State.ESTABLISHED and b.conn.state is State.ESTABLISHED,
+             max_steps=1000)
+    assert a.conn.cc.name == expected and b.conn.cc.name == expected
+    if expected == "newreno":
+        assert a.conn.cc.max_window == TransportConfig().low_rtt_max_cwnd_bytes  # type: ignore[attr-defined]
+
+
+def test_auto_picks_bbr_when_the_handshake_was_retransmitted() -> None:
+    link = SimulatedLink(seed=3, delay_seconds=0.0005)
+    a, b = connected_pair(link, TransportConfig())
+    a.conn.segments_to_send(link.now)  # the first SYN is lost: never transmitted on the link
+    link.run(until=lambda: a.conn.state is State.ESTABLISHED, max_steps=1000, max_time=5)
+    assert a.conn.cc.name == "bbr"
