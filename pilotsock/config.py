@@ -51,6 +51,7 @@ class TransportConfig:
     idle_timeout: float = 120.0
     time_wait_seconds: float = 10.0
     duplicate_ack_threshold: int = 3
+    orphan_fin_wait_2_timeout: float = 60.0  # Linux tcp_fin_timeout: app gone, peer never FINs
     fin_gap_rto_multiplier: float = 2.0  # transport.md §6: EOF held at most 2 x RTO for a gap
 
     def __post_init__(self) -> None:

@@ -306,6 +306,7 @@ class Daemon:
             "stream_states": dict(collections.Counter(ep.conn.state.value for ep in stack.streams.values()))
             if stack else {},
             "streams_active": stack.active_connections if stack else 0,
+            "streams_orphaned": sum(ep.conn.orphaned for ep in stack.streams.values()) if stack else 0,
             "listeners": sorted(stack.listeners) if stack else [],
             "peers": sorted(n for n in self.peers.peers if self.peers.has_session(n)) if self.peers else [],
             "timers": len(self.scheduler) if self.scheduler else 0,

@@ -5,7 +5,8 @@ Where it sits: ring 3. A :class:`UnixStreamChannel` joins a stream machine to th
 an AF_UNIX socketpair whose other end the application owns (``socket-design.md`` §1):
 
 - app -> network: read only while the machine has send space (back-pressure reaches the app's
-  ``send`` through the kernel buffer); EOF from the app = ``shutdown_write`` (FIN after data).
+  ``send`` through the kernel buffer); EOF from the app = ``shutdown_write`` (FIN after data);
+  EOF with POLLHUP = the app closed completely: an orphan, whose FIN_WAIT_2 is bounded.
 - network -> app: gather-write in-order bytes; what the kernel does not take stays in the
   machine's receive queue and shrinks the advertised window; peer FIN = ``shutdown(SHUT_WR)``.
 - failure (RST, give-up): close our end; if the app left unread bytes in it, the kernel reports
@@ -15,6 +16,7 @@ an AF_UNIX socketpair whose other end the application owns (``socket-design.md``
 from __future__ import annotations
 
 import logging
+import select
 import socket
 from typing import Callable
 
@@ -27,6 +29,14 @@ log = logging.getLogger("pilotsock.daemon.channels")
 READ_CHUNK_BYTES = 256 * 1024
 MAX_IOV = 512
 UNIX_BUFFER_BYTES = 1024 * 1024
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True when the application closed its end completely (not only ``shutdown(SHUT_WR)``):
+    an AF_UNIX stream reports POLLHUP once both directions are shut, and a close shuts both."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return any(events & select.POLLHUP for _, events in poller.poll(0))
 
 
 def _prepare(sock: socket.socket) -> None:
@@ -84,7 +94,10 @@ class UnixStreamChannel:
                 break
             if not data:
                 self._app_eof = True
-                conn.shutdown_write(now)
+                if _peer_closed(self.sock):
+                    conn.orphan(now)  # closed, not just shut down for writing
+                else:
+                    conn.shutdown_write(now)
                 break
             conn.write(data, now)
             if len(data) < min(space, READ_CHUNK_BYTES):

@@ -191,6 +191,21 @@ class StreamConnection:
         if self.state in SENDING_STATES:
             self._close.fin_requested = True
 
+    def orphan(self, now: float) -> None:
+        """The application closed its socket completely (nothing will read): FIN after the data,
+        and in FIN_WAIT_2 wait at most ``orphan_fin_wait_2_timeout`` for the peer's FIN."""
+        self._close.orphaned = True
+        self.shutdown_write(now)
+        self._arm_orphan(now)
+
+    def _arm_orphan(self, now: float) -> None:
+        if self._close.orphaned and self.state is State.FIN_WAIT_2 and self.timers.orphan_at is None:
+            self.timers.orphan_at = now + self.config.orphan_fin_wait_2_timeout
+
+    @property
+    def orphaned(self) -> bool:
+        return self._close.orphaned
+
     def abort(self, now: float) -> None:
         """Send RST (if synchronized) and drop all state."""
         if self.state in SYNCHRONIZED_STATES or self.state is State.SYN_RECEIVED:
@@ -252,6 +267,9 @@ class StreamConnection:
         if timers.idle_at is not None and now >= timers.idle_at:
             self._out.append(OutSegment(RST, 0, 0, 0))
             self._fail(ConnEvent.TIMED_OUT)
+            return
+        if timers.orphan_at is not None and now >= timers.orphan_at:
+            self.abort(now)  # RST: the peer learns nobody will read what it still sends
             return
         if timers.fin_gap_at is not None and now >= timers.fin_gap_at:
             self._out.append(OutSegment(RST, 0, 0, 0))
@@ -597,6 +615,7 @@ class StreamConnection:
         close.fin_acked = True
         if self.state is State.FIN_WAIT_1:
             self._set_state(State.FIN_WAIT_2)
+            self._arm_orphan(now)
         elif self.state is State.CLOSING:
             self._enter_time_wait(now)
         elif self.state is State.LAST_ACK:

@@ -29,7 +29,7 @@ class HandshakeState:
 
 class CloseState:
     __slots__ = ("fin_requested", "fin_sent", "fin_seq", "fin_acked", "peer_fin_received",
-                 "pending_fin_seq", "pending_fin_has_ack", "nagle_expired")
+                 "pending_fin_seq", "pending_fin_has_ack", "nagle_expired", "orphaned")
 
     def __init__(self) -> None:
         self.fin_requested = False
@@ -40,6 +40,7 @@ class CloseState:
         self.pending_fin_seq: int | None = None
         self.pending_fin_has_ack = True
         self.nagle_expired = False
+        self.orphaned = False  # the application closed its socket completely
 
 
 class AckState:
@@ -56,7 +57,7 @@ class ConnectionTimers:
     """Named absolute deadlines (monotonic seconds); None = not armed."""
 
     __slots__ = ("retransmit_at", "delayed_ack_at", "nagle_at", "keepalive_at", "idle_at",
-                 "time_wait_until", "fin_gap_at", "probe_at", "pacing_at")
+                 "time_wait_until", "fin_gap_at", "probe_at", "pacing_at", "orphan_at")
 
     def __init__(self) -> None:
         self.clear()
@@ -71,11 +72,12 @@ class ConnectionTimers:
         self.fin_gap_at: float | None = None
         self.probe_at: float | None = None  # tail loss probe (RFC 8985 §7)
         self.pacing_at: float | None = None  # the next paced transmission may go
+        self.orphan_at: float | None = None  # an orphan in FIN_WAIT_2 gives up
 
     def earliest(self) -> float | None:
         candidates = [t for t in (self.retransmit_at, self.delayed_ack_at, self.nagle_at, self.keepalive_at,
                                   self.idle_at, self.time_wait_until, self.fin_gap_at, self.probe_at,
-                                  self.pacing_at)
+                                  self.pacing_at, self.orphan_at)
                       if t is not None]
         return min(candidates) if candidates else None
 

@@ -260,3 +260,35 @@ def test_lost_fin_is_retransmitted_until_acknowledged() -> None:
     assert server.pop_events() == [ConnEvent.PEER_EOF]
     deliver(server.segments_to_send(now + 0.01), client, now + 0.02)
     assert client.state is State.FIN_WAIT_2
+
+
+def test_orphan_in_fin_wait_2_resets_after_the_timeout_but_a_half_close_waits() -> None:
+    """The app closed completely; the peer ACKs our FIN and keeps answering keepalives but never
+    sends its own FIN: after ``orphan_fin_wait_2_timeout`` an RST ends it (Linux tcp_fin_timeout).
+    A half-closed connection (the app still reads) waits for the peer as long as it lives."""
+    config = TransportConfig()
+    for orphaned in (True, False):
+        client, server = established_pair()
+        if orphaned:
+            client.orphan(1.0)
+        else:
+            client.shutdown_write(1.0)
+        fin = client.segments_to_send(1.0)
+        assert [s.flags for s in fin] == [FIN | ACK]
+        deliver(fin, server, 1.01)
+        deliver(server.segments_to_send(1.01), client, 1.02)
+        assert client.state is State.FIN_WAIT_2 and client.orphaned is orphaned
+        expected_deadline = 1.02 + config.orphan_fin_wait_2_timeout if orphaned else None
+        assert client.timers.orphan_at == expected_deadline
+        now = 1.02
+        while now < 1.02 + 2 * config.orphan_fin_wait_2_timeout and not client.is_closed:
+            now = min(d for d in (client.next_deadline(), server.next_deadline()) if d is not None)
+            for conn in (client, server):
+                conn.on_timer(now)
+            deliver(client.segments_to_send(now), server, now)  # keepalives both ways
+            deliver(server.segments_to_send(now), client, now)
+        if orphaned:
+            assert client.is_closed and now == pytest.approx(expected_deadline)
+            assert server.state is State.CLOSED and ConnEvent.RESET in server.pop_events()
+        else:
+            assert client.state is State.FIN_WAIT_2
