@@ -22,6 +22,7 @@ estimate beyond the BDP floor.
 from __future__ import annotations
 
 import enum
+from collections import deque
 
 from pilotsock.transport.congestion import register_controller
 from pilotsock.transport.send_queue import RateSample
@@ -54,7 +55,7 @@ class Bbr:
         self.pacing_gain = STARTUP_GAIN
         self.cwnd_gain = STARTUP_GAIN
         self.bandwidth = 0.0  # bytes per second
-        self._samples: list[tuple[int, float]] = []  # (round, bandwidth sample)
+        self._samples: deque[tuple[int, float]] = deque()  # (round, rate), rates decreasing
         self.min_rtt: float | None = None
         self._min_rtt_at = 0.0
         self.round = 0
@@ -101,10 +102,16 @@ class Bbr:
             self.round += 1
             round_started = True
         rate = sample.delivered_bytes / sample.interval
+        # Windowed max over the last BANDWIDTH_WINDOW_ROUNDS rounds: a deque of decreasing rates,
+        # O(1) amortized per sample (a 100 ms path has thousands of ACKs in ten rounds).
+        samples = self._samples
         if rate >= self.bandwidth or not sample.app_limited:
-            self._samples.append((self.round, rate))
-        self._samples = [(r, b) for r, b in self._samples if self.round - r < BANDWIDTH_WINDOW_ROUNDS]
-        self.bandwidth = max((b for _, b in self._samples), default=0.0)
+            while samples and samples[-1][1] <= rate:
+                samples.pop()
+            samples.append((self.round, rate))
+        while samples and self.round - samples[0][0] >= BANDWIDTH_WINDOW_ROUNDS:
+            samples.popleft()
+        self.bandwidth = samples[0][1] if samples else 0.0
         if round_started and not self.filled_pipe and not sample.app_limited:
             self._check_full_bandwidth()
         self._advance_mode(now, inflight)

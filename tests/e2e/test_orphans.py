@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+
 import pytest
 
 import pilotsock.socket as psocket

@@ -67,7 +67,7 @@ def test_auto_picks_the_controller_from_the_handshake_rtt(delay: float, expected
 
 def test_auto_picks_bbr_when_the_handshake_was_retransmitted() -> None:
     link = SimulatedLink(seed=3, delay_seconds=0.0005)
-    a, b = connected_pair(link, TransportConfig())
+    a, _ = connected_pair(link, TransportConfig())
     a.conn.segments_to_send(link.now)  # the first SYN is lost: never transmitted on the link
     link.run(until=lambda: a.conn.state is State.ESTABLISHED, max_steps=1000, max_time=5)
     assert a.conn.cc.name == "bbr"
