@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import errno as _errno
 import os as _os
+import select as _select
 import socket as _stdlib
 from socket import *  # noqa: F401,F403 - re-export every stdlib name as the same object
 from typing import Any
 
 from pilotsock.addresses import ZERO, Addr, is_pilot_name, to_virtual
 from pilotsock.client.locator import exchange, open_control, recv_frame
-from pilotsock.errors import ErrorCode, make_error
+from pilotsock.errors import ErrorCode, MalformedFrame, make_error
+from pilotsock.wire.local_api import CONNECT_GUARD_BYTES
 
 __all__ = list(getattr(_stdlib, "__all__", [])) + ["AF_PILOT", "socket"]
 
@@ -39,7 +41,8 @@ _CONTROL_TIMEOUT = 10.0
 class _PilotState:
     """Python-side state of a virtual socket."""
 
-    __slots__ = ("kind", "local", "local_port", "peer", "peer_port", "listening", "tcp_options", "bound")
+    __slots__ = ("kind", "local", "local_port", "peer", "peer_port", "listening", "tcp_options", "bound",
+                 "connecting", "saved_sndbuf", "unreported")
 
     def __init__(self, kind: int) -> None:
         self.kind = kind  # SOCK_STREAM or SOCK_DGRAM
@@ -50,6 +53,9 @@ class _PilotState:
         self.listening = False
         self.bound = False
         self.tcp_options: dict[int, int] = {}
+        self.connecting = False  # a non-blocking connect is in progress (G6)
+        self.saved_sndbuf = 0
+        self.unreported = False  # like Linux: the first connect() after it completes returns 0
 
 
 def _bad_fd() -> OSError:
@@ -197,7 +203,7 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         if state is None:
             return super().getpeername()
         self._check_open()
-        if state.peer is None:
+        if state.peer is None or (state.connecting and self._connect_outcome() is None):
             raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
         return (str(state.peer), state.peer_port)
 
@@ -295,6 +301,12 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
                 self.bind(("", 0))
             state.peer, state.peer_port = remote, port
             return
+        if state.connecting and self._connect_outcome() is None:
+            raise OSError(_errno.EALREADY, _os.strerror(_errno.EALREADY))
+        if state.unreported:
+            state.unreported = False
+            if state.peer is not None:
+                return
         if state.peer is not None:
             raise OSError(_errno.EISCONN, _os.strerror(_errno.EISCONN))
         if state.listening:
@@ -304,10 +316,10 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         if not state.bound:
             self._become(open_control(timeout=_CONTROL_TIMEOUT))
         timeout = self.gettimeout()
-        # Non-blocking connect (EINPROGRESS + writability) is not implemented yet: such a socket
-        # waits for the handshake as if it had the default control timeout.
-        wait = _CONTROL_TIMEOUT * 6 if timeout == 0.0 else timeout
-        reply, fds = self._control_on_self(request, wait)
+        if timeout == 0.0:
+            request["nonblocking"] = True
+            timeout = _CONTROL_TIMEOUT  # only the local exchange; the handshake goes on after it
+        reply, fds = self._control_on_self(request, timeout)
         _raise_for(reply, fds)
         self._become(fds[0])
         for extra in fds[1:]:
@@ -316,6 +328,70 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         state.local = Addr(*reply["address"])
         state.local_port = int(reply["local_port"])
         state.peer, state.peer_port = Addr(*reply["peer"]), int(reply["peer_port"])
+        if reply.get("pending"):
+            self._start_pending_connect()
+
+    def _start_pending_connect(self) -> None:
+        """G6: a minimal send buffer plus a guard the daemon consumes only when the handshake
+        succeeds, so the fd turns writable exactly when the connection is established (or has
+        failed); then ``SO_ERROR`` tells which, as for TCP."""
+        state = self._pilot
+        assert state is not None
+        state.connecting = state.unreported = True
+        state.saved_sndbuf = super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF)
+        super().setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF, 1)  # the kernel's minimum
+        try:
+            sent = super().send(bytes(CONNECT_GUARD_BYTES))
+        except OSError:
+            sent = -1  # the daemon already closed its end: the dial failed at once
+        if sent == -1:
+            outcome = self._connect_outcome()
+            if outcome:
+                raise OSError(outcome, _os.strerror(outcome))
+        elif sent != CONNECT_GUARD_BYTES:
+            raise OSError(_errno.ENOBUFS, _os.strerror(_errno.ENOBUFS))
+        raise BlockingIOError(_errno.EINPROGRESS, _os.strerror(_errno.EINPROGRESS))
+
+    def _connect_outcome(self) -> int | None:
+        """None while a non-blocking connect is in progress, else its errno (0 = connected)."""
+        state = self._pilot
+        assert state is not None
+        if not state.connecting:
+            return 0
+        poller = _select.poll()
+        poller.register(self.fileno(), _select.POLLOUT)
+        if not poller.poll(0):
+            return None
+        state.connecting = False
+        if super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR) == 0:
+            super().setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF, max(state.saved_sndbuf // 2, 1))
+            return 0
+        number = _errno.ECONNRESET
+        own_timeout = self.gettimeout()
+        view = _stdlib.socket(_stdlib.AF_UNIX, _stdlib.SOCK_STREAM, 0, _os.dup(self.fileno()))
+        try:
+            view.settimeout(1.0)
+            reply, fds = recv_frame(view)
+            for fd in fds:
+                _os.close(fd)
+            number = make_error(int(reply.get("code", ErrorCode.RESET))).errno or number
+        except (OSError, MalformedFrame):
+            pass
+        finally:
+            view.close()
+            super().settimeout(own_timeout)  # O_NONBLOCK is shared with the dup: restore ours
+        state.peer, state.peer_port = None, 0
+        state.bound = False  # a new connect() starts over on a fresh control connection
+        return number
+
+    def _settle(self, state: _PilotState) -> None:
+        """Before I/O on a socket whose non-blocking connect may still run: EAGAIN while it
+        does, its error if it failed (like TCP's pending error)."""
+        outcome = self._connect_outcome()
+        if outcome is None:
+            raise BlockingIOError(_errno.EAGAIN, _os.strerror(_errno.EAGAIN))
+        if outcome:
+            raise OSError(outcome, _os.strerror(outcome))
 
     def connect_ex(self, address: Any) -> int:
         if self._pilot is None:
@@ -355,6 +431,9 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
                 return AF_PILOT if buflen is None else AF_PILOT.to_bytes(buflen, "little")
             if level == _stdlib.SOL_SOCKET and option == _stdlib.SO_TYPE:
                 return state.kind if buflen is None else state.kind.to_bytes(buflen, "little")
+            if level == _stdlib.SOL_SOCKET and option == _stdlib.SO_ERROR and state.connecting:
+                error = self._connect_outcome() or 0
+                return error if buflen is None else error.to_bytes(buflen, "little")
         if buflen is None:
             return super().getsockopt(level, option)
         return super().getsockopt(level, option, buflen)
@@ -409,6 +488,8 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
     def send(self, data: Any, flags: int = 0) -> int:
         state = self._pilot
         if state is None or state.kind != _stdlib.SOCK_DGRAM:
+            if state is not None and state.connecting:
+                self._settle(state)
             return super().send(data, flags)
         if state.peer is None:
             raise OSError(_errno.EDESTADDRREQ, _os.strerror(_errno.EDESTADDRREQ))
@@ -417,6 +498,8 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         state = self._pilot
         if state is None or state.kind != _stdlib.SOCK_DGRAM:
+            if state is not None and state.connecting:
+                self._settle(state)
             return super().recv(bufsize, flags)
         return self.recvfrom(bufsize, flags)[0]
 

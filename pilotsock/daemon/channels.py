@@ -50,8 +50,10 @@ def _prepare(sock: socket.socket) -> None:
 
 
 class UnixStreamChannel:
-    def __init__(self, stack: NodeStack, endpoint: StreamEndpoint, sock: socket.socket) -> None:
+    def __init__(self, stack: NodeStack, endpoint: StreamEndpoint, sock: socket.socket, *,
+                 discard_bytes: int = 0) -> None:
         self.stack = stack
+        self._discard = discard_bytes  # the non-blocking connect guard still to drop (G6)
         self.endpoint = endpoint
         self.sock = sock
         self.loop = stack.loop
@@ -92,6 +94,12 @@ class UnixStreamChannel:
             except OSError:
                 conn.abort(now)
                 break
+            if self._discard and data:
+                dropped = min(self._discard, len(data))
+                self._discard -= dropped
+                data = data[dropped:]
+                if not data:
+                    continue
             if not data:
                 self._app_eof = True
                 if _peer_closed(self.sock):

@@ -31,7 +31,7 @@ from pilotsock.daemon.channels import EchoApp, UnixDatagramChannel, UnixStreamCh
 from pilotsock.daemon.stack import DATAGRAM, STREAM, DatagramPort, Listener, NodeStack, StreamEndpoint
 from pilotsock.errors import ErrorCode, MalformedFrame
 from pilotsock.transport.ports import NoFreePort, PortInUse
-from pilotsock.wire.local_api import FrameDecoder, encode_frame, error_reply, ok_reply
+from pilotsock.wire.local_api import CONNECT_GUARD_BYTES, FrameDecoder, encode_frame, error_reply, ok_reply
 
 log = logging.getLogger("pilotsock.daemon.local_api")
 
@@ -342,13 +342,51 @@ class ControlConnection:
 
     def _attach_socketpair(self, endpoint: StreamEndpoint) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._label(ours, endpoint)
+        endpoint.app = UnixStreamChannel(self.stack, endpoint, ours)
+        endpoint.app.update_interest()
+        return theirs
+
+    def _label(self, ours: socket.socket, endpoint: StreamEndpoint) -> None:
         try:
             ours.bind(stream_label(self.server.pid, endpoint, self.stack.own))
         except OSError:
             pass  # a label clash only loses the G11 recovery, never the connection
-        endpoint.app = UnixStreamChannel(self.stack, endpoint, ours)
-        endpoint.app.update_interest()
-        return theirs
+
+    def _connect_in_background(self, remote: Addr, port: int, local_port: int, nodelay: bool,
+                               now: float) -> StreamEndpoint:
+        """Non-blocking connect (G6): hand the client its end of the pair at once; the dial's
+        outcome arrives on the pair itself (the guard consumed, or an error frame and a close),
+        so this control connection may go away meanwhile."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        stack = self.stack
+
+        def on_result(endpoint: StreamEndpoint, code: ErrorCode) -> None:
+            if code is ErrorCode.OK:
+                endpoint.app = UnixStreamChannel(stack, endpoint, ours, discard_bytes=CONNECT_GUARD_BYTES)
+                endpoint.app.update_interest()
+                return
+            try:
+                ours.setblocking(False)
+                ours.send(encode_frame(error_reply(code)))
+            except OSError:
+                pass  # the client is gone already
+            ours.close()
+
+        try:
+            endpoint = stack.dial(remote, port, local_port, now, nodelay=nodelay, on_result=on_result)
+        except BaseException:
+            ours.close()
+            theirs.close()
+            raise
+        self._label(ours, endpoint)
+        try:
+            self.send(ok_reply(fd=1, local_port=endpoint.local_port, peer=list(endpoint.remote),
+                               peer_port=endpoint.remote_port, address=list(stack.own), conn=endpoint.id,
+                               pending=True), theirs.fileno())
+        finally:
+            theirs.close()
+        return endpoint
 
     def _op_connect(self, request: dict[str, Any]) -> None:
         if self.dial is not None or self.listener is not None:
@@ -371,9 +409,14 @@ class ControlConnection:
                 self.send(error_reply(ErrorCode.NOT_SUPPORTED))
                 return
         now = self.loop.time()
+        nodelay = bool(request.get("nodelay"))
+        background = bool(request.get("nonblocking"))
         try:
-            endpoint = self.stack.dial(remote, port, local_port, now, nodelay=bool(request.get("nodelay")),
-                                       on_result=self._on_dial_result)
+            if background:
+                endpoint = self._connect_in_background(remote, port, local_port, nodelay, now)
+            else:
+                endpoint = self.stack.dial(remote, port, local_port, now, nodelay=nodelay,
+                                           on_result=self._on_dial_result)
         except NoFreePort:
             self.send(error_reply(ErrorCode.ADDRESS_NOT_AVAILABLE))
             return
@@ -384,7 +427,8 @@ class ControlConnection:
             # The connection now owns the port; the reservation ends with this request.
             self.stack.ports.release(STREAM, local_port, self)
             self.bound = None
-        self.dial = endpoint
+        if not background:
+            self.dial = endpoint
 
     def _on_dial_result(self, endpoint: StreamEndpoint, code: ErrorCode) -> None:
         self.dial = None

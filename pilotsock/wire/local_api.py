@@ -82,6 +82,14 @@ class FrameDecoder:
         return len(self._buffer)
 
 
+# Non-blocking connect (socket-design.md G6): the client writes this many bytes into its end of
+# the stream pair with a minimal SO_SNDBUF, so its fd stays unwritable until the daemon consumes
+# them, which it does only once the virtual handshake succeeds. On failure the daemon writes one
+# error frame and closes its end with the guard unread: the client's SO_ERROR reads ECONNRESET
+# and the frame says why. No bytes of a successful connection are ever control data.
+CONNECT_GUARD_BYTES = 1024
+
+
 def ok_reply(**fields: Any) -> dict[str, Any]:
     return {"ok": True, **fields}
 
