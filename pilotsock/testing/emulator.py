@@ -3,14 +3,15 @@
 
     python -m pilotsock.testing.emulator --target HOST:PORT [--listen HOST:PORT] [--delay-ms 50]
         [--jitter-ms 0] [--loss 0.005] [--duplicate 0] [--reorder 0] [--corrupt 0]
-        [--rate-mbps 0] [--queue-ms 200] [--seed 1] [--state-file FILE] [--max-seconds 600]
+        [--rate-mbps 0] [--queue-ms 200] [--mtu 0] [--seed 1] [--state-file FILE] [--max-seconds 600]
 
 It sits in front of one daemon (registered with ``--endpoint`` = the emulator's front address):
 datagrams that reach the front socket leave the back socket for ``--target``; replies from the
 target leave the front socket for the last front-side sender. Each direction gets its own
 impairments: one-way delay (so RTT = 2 x delay), jitter, random loss, duplication, reordering
-(extra delay), bit corruption, and a rate limit with a bounded queue (tail drop past
-``--queue-ms``). All randomness comes from ``--seed``. The kernel's netem qdisc is not available
+(extra delay), bit corruption, a rate limit with a bounded queue (tail drop past
+``--queue-ms``) and an MTU (the model of :mod:`pilotsock.testing.impairments`, which the
+in-process simulated link uses too). All randomness comes from ``--seed``. The kernel's netem qdisc is not available
 on the machines this project is tested on, hence this process. It stops by itself after
 ``--max-seconds`` (every load test here is bounded).
 """
@@ -27,23 +28,11 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pilotsock.daemon.udp_endpoint import parse_host_port
-
-
-@dataclass
-class Impairments:
-    delay_seconds: float = 0.0
-    jitter_seconds: float = 0.0
-    loss: float = 0.0
-    duplicate: float = 0.0
-    reorder: float = 0.0
-    reorder_extra_seconds: float = 0.010
-    corrupt: float = 0.0
-    rate_bytes_per_second: float = 0.0  # 0 = unlimited
-    queue_seconds: float = 0.2
+from pilotsock.testing.impairments import ImpairedDirection, Impairments
 
 
 @dataclass
@@ -54,50 +43,8 @@ class DirectionStats:
     duplicated: int = 0
     corrupted: int = 0
     queue_dropped: int = 0
+    oversize: int = 0
     bytes: int = 0
-
-
-@dataclass
-class _Direction:
-    impairments: Impairments
-    rng: random.Random
-    stats: DirectionStats = field(default_factory=DirectionStats)
-    link_free_at: float = 0.0  # when the rate-limited link finishes the last queued packet
-
-    def schedule(self, now: float, data: bytes) -> list[tuple[float, bytes]]:
-        """Return (departure time, bytes) for each copy that survives."""
-        imp = self.impairments
-        self.stats.received += 1
-        if imp.loss and self.rng.random() < imp.loss:
-            self.stats.lost += 1
-            return []
-        copies = 1
-        if imp.duplicate and self.rng.random() < imp.duplicate:
-            copies = 2
-            self.stats.duplicated += 1
-        out = []
-        for _ in range(copies):
-            payload = data
-            if imp.corrupt and self.rng.random() < imp.corrupt:
-                flipped = bytearray(data)
-                flipped[self.rng.randrange(len(flipped))] ^= 1 << self.rng.randrange(8)
-                payload = bytes(flipped)
-                self.stats.corrupted += 1
-            start = now
-            if imp.rate_bytes_per_second:
-                start = max(now, self.link_free_at)
-                if start - now > imp.queue_seconds:
-                    self.stats.queue_dropped += 1
-                    continue
-                self.link_free_at = start + len(payload) / imp.rate_bytes_per_second
-                start = self.link_free_at
-            departure = start + imp.delay_seconds
-            if imp.jitter_seconds:
-                departure += self.rng.random() * imp.jitter_seconds
-            if imp.reorder and self.rng.random() < imp.reorder:
-                departure += self.rng.random() * imp.reorder_extra_seconds
-            out.append((departure, payload))
-        return out
 
 
 class LinkEmulator:
@@ -113,8 +60,9 @@ class LinkEmulator:
         self.front.bind(listen)
         self.back.bind(("127.0.0.1", 0))
         self.front_address = self.front.getsockname()
-        self.inbound = _Direction(impairments, random.Random(seed))  # towards the target
-        self.outbound = _Direction(impairments, random.Random(seed + 1))
+        self.inbound_stats, self.outbound_stats = DirectionStats(), DirectionStats()
+        self.inbound = ImpairedDirection(impairments, random.Random(seed), self.inbound_stats)  # towards the target
+        self.outbound = ImpairedDirection(impairments, random.Random(seed + 1), self.outbound_stats)
         self._client: tuple[str, int] | None = None
         self._queue: list[tuple[float, int, int, bytes]] = []  # (due, seq, direction, data)
         self._seq = 0
@@ -136,6 +84,7 @@ class LinkEmulator:
                 self._client = source
             elif self._client is None:
                 continue
+            (self.inbound_stats if inbound else self.outbound_stats).received += 1
             for due, payload in direction.schedule(now, data):
                 self._seq += 1
                 heapq.heappush(self._queue, (due, self._seq, 0 if inbound else 1, payload))
@@ -146,9 +95,9 @@ class LinkEmulator:
             _, _, direction, payload = heapq.heappop(queue)
             address: tuple[str, int] | None
             if direction == 0:
-                sock, address, stats = self.back, self.target, self.inbound.stats
+                sock, address, stats = self.back, self.target, self.inbound_stats
             else:
-                sock, address, stats = self.front, self._client, self.outbound.stats
+                sock, address, stats = self.front, self._client, self.outbound_stats
             if address is None:
                 continue
             try:
@@ -177,7 +126,7 @@ class LinkEmulator:
         self.back.close()
 
     def stats(self) -> dict[str, object]:
-        return {"inbound": vars(self.inbound.stats), "outbound": vars(self.outbound.stats)}
+        return {"inbound": vars(self.inbound_stats), "outbound": vars(self.outbound_stats)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corrupt", type=float, default=0.0)
     parser.add_argument("--rate-mbps", type=float, default=0.0, help="link rate in megabytes/s (0 = unlimited)")
     parser.add_argument("--queue-ms", type=float, default=200.0)
+    parser.add_argument("--mtu", type=int, default=0, help="drop datagrams larger than this (0 = no limit)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--state-file", type=Path)
     parser.add_argument("--max-seconds", type=float, default=600.0)
@@ -200,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     impairments = Impairments(
         delay_seconds=args.delay_ms / 1000, jitter_seconds=args.jitter_ms / 1000, loss=args.loss,
         duplicate=args.duplicate, reorder=args.reorder, corrupt=args.corrupt,
-        rate_bytes_per_second=args.rate_mbps * 1e6, queue_seconds=args.queue_ms / 1000,
+        rate_bytes_per_second=args.rate_mbps * 1e6, queue_seconds=args.queue_ms / 1000, mtu=args.mtu,
     )
     emulator = LinkEmulator(parse_host_port(args.target), impairments, listen=parse_host_port(args.listen), seed=args.seed)
     signal.signal(signal.SIGTERM, lambda *_: emulator.stop())

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """A seeded simulated link joining two stream machines in a discrete-event loop.
 
-Impairments come from ``random.Random(seed)``: loss, duplication, reordering (extra delay),
-corruption (bit flips caught by the real CRC codec), delay and jitter, plus a bottleneck rate
-per direction with a bounded queue (tail drop) and an MTU (larger packets are dropped). Segments travel as real
+Impairments (:mod:`pilotsock.testing.impairments`, the link emulator's model) come from
+``random.Random(seed)``: loss, duplication, reordering (extra delay), corruption (bit flips
+caught by the real CRC codec), delay and jitter, plus a bottleneck rate per direction with a
+bounded queue (tail drop) and an MTU (larger packets are dropped). Segments travel as real
 marshalled packets (``encode_packet``/``decode_packet``). The loop jumps ``now`` to the earlier
 of the next arrival and the next machine deadline; it is bounded in steps and simulated time.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pilotsock.config import TransportConfig
 from pilotsock.errors import MalformedFrame
+from pilotsock.testing.impairments import ImpairedDirection, Impairments
 from pilotsock.transport.connection import ConnEvent, OutSegment, State, StreamConnection
 from pilotsock.wire.header import Flag, Packet, Protocol, decode_packet, encode_packet
 from pilotsock.wire.sack import is_sack_payload
@@ -60,19 +62,16 @@ class SimulatedLink:
                  queue_seconds: float = 0.1, mtu: int = 0) -> None:
         self.random = random.Random(seed)
         self.seed = seed
-        self.loss = loss
-        self.duplicate = duplicate
-        self.reorder = reorder
-        self.corrupt = corrupt
-        self.delay = delay_seconds
-        self.jitter = jitter_seconds
-        self.reorder_extra = reorder_extra_seconds
-        self.rate = rate_bytes_per_second  # 0 = unlimited
-        self.queue_seconds = queue_seconds
-        self.mtu = mtu  # 0 = unlimited; counts the encoded packet (header + payload)
-        self._link_free_at = [start, start]  # per direction: when the bottleneck is idle again
-        self.now = start
         self.stats = LinkStats()
+        impairments = Impairments(
+            delay_seconds=delay_seconds, jitter_seconds=jitter_seconds, loss=loss, duplicate=duplicate,
+            reorder=reorder, reorder_extra_seconds=reorder_extra_seconds, corrupt=corrupt,
+            rate_bytes_per_second=rate_bytes_per_second, queue_seconds=queue_seconds,
+            mtu=mtu,  # counts the encoded packet (header + payload)
+        )
+        # One generator and one counter table for both directions; each has its own bottleneck.
+        self.directions = [ImpairedDirection(impairments, self.random, self.stats, start) for _ in range(2)]
+        self.now = start
         self._queue: list[tuple[float, int, int, bytes]] = []
         self._counter = 0
         self.sides: list[SimEndpoint] = []
@@ -95,33 +94,7 @@ class SimulatedLink:
         raw = encode_packet(Packet(segment.flags, Protocol.STREAM, 0, index + 1, 0, 2 - index, src.port, dst.port,
                                    segment.seq, segment.ack, segment.window_units, segment.payload))
         self.stats.sent += 1
-        if self.mtu and len(raw) > self.mtu:
-            self.stats.oversize += 1
-            return
-        departure = self.now
-        if self.rate:
-            start = max(self.now, self._link_free_at[index])
-            if start - self.now > self.queue_seconds:
-                self.stats.queue_dropped += 1
-                return
-            departure = self._link_free_at[index] = start + len(raw) / self.rate
-        copies = 1
-        if self.random.random() < self.loss:
-            self.stats.lost += 1
-            copies = 0
-        elif self.random.random() < self.duplicate:
-            self.stats.duplicated += 1
-            copies = 2
-        for _ in range(copies):
-            data = raw
-            if self.random.random() < self.corrupt:
-                self.stats.corrupted += 1
-                flipped = bytearray(raw)
-                flipped[self.random.randrange(len(flipped))] ^= 1 << self.random.randrange(8)
-                data = bytes(flipped)
-            arrival = departure + self.delay + self.random.random() * self.jitter
-            if self.random.random() < self.reorder:
-                arrival += self.random.random() * self.reorder_extra
+        for arrival, data in self.directions[index].schedule(self.now, raw):
             self._counter += 1
             heapq.heappush(self._queue, (arrival, self._counter, 1 - index, data))
 
