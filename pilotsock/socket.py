@@ -16,10 +16,12 @@ overridden. Sockets of other families are left completely to the stdlib class.
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os as _os
 import select as _select
 import socket as _stdlib
+from collections.abc import Iterator
 from socket import *  # noqa: F401,F403 - re-export every stdlib name as the same object
 from typing import Any
 
@@ -172,15 +174,22 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
             new.close()
         super().settimeout(timeout)  # O_NONBLOCK lives on the open file description: reapply
 
-    def _control_on_self(self, message: dict[str, Any], timeout: float | None) -> tuple[dict[str, Any], list[int]]:
-        """Exchange on our own fd (which is a control connection), preserving our timeout."""
+    @contextlib.contextmanager
+    def _own_view(self) -> Iterator[_stdlib.socket]:
+        """A plain AF_UNIX socket object on a dup of our fd, for blocking frame I/O with its own
+        timeout; O_NONBLOCK is shared with the dup, so our timeout is re-applied afterwards."""
         own_timeout = self.gettimeout()
         view = _stdlib.socket(_stdlib.AF_UNIX, _stdlib.SOCK_STREAM, 0, _os.dup(self.fileno()))
         try:
-            return exchange(view, message, timeout)
+            yield view
         finally:
             view.close()
             super().settimeout(own_timeout)
+
+    def _control_on_self(self, message: dict[str, Any], timeout: float | None) -> tuple[dict[str, Any], list[int]]:
+        """Exchange on our own fd (which is a control connection), preserving our timeout."""
+        with self._own_view() as view:
+            return exchange(view, message, timeout)
 
     def _check_open(self) -> _PilotState:
         if self.fileno() == -1:
@@ -343,12 +352,12 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         try:
             sent = super().send(bytes(CONNECT_GUARD_BYTES))
         except OSError:
-            sent = -1  # the daemon already closed its end: the dial failed at once
-        if sent == -1:
-            outcome = self._connect_outcome()
-            if outcome:
-                raise OSError(outcome, _os.strerror(outcome))
-        elif sent != CONNECT_GUARD_BYTES:
+            # The daemon closed its end before the guard arrived: the dial failed at once (or
+            # the connection died right after it opened). The kernel then reports no error in
+            # SO_ERROR, so do not wait for it: fail now, as a kernel connect may too.
+            number = self._connect_failed()
+            raise OSError(number, _os.strerror(number)) from None
+        if sent != CONNECT_GUARD_BYTES:
             raise OSError(_errno.ENOBUFS, _os.strerror(_errno.ENOBUFS))
         raise BlockingIOError(_errno.EINPROGRESS, _os.strerror(_errno.EINPROGRESS))
 
@@ -366,25 +375,28 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         if super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR) == 0:
             super().setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF, max(state.saved_sndbuf // 2, 1))
             return 0
+        return self._connect_failed()
+
+    def _connect_failed(self) -> int:
+        """The errno of a failed non-blocking connect, from the daemon's error frame."""
+        state = self._pilot
+        assert state is not None
+        state.connecting = False
         number = _errno.ECONNRESET
-        own_timeout = self.gettimeout()
-        view = _stdlib.socket(_stdlib.AF_UNIX, _stdlib.SOCK_STREAM, 0, _os.dup(self.fileno()))
-        try:
+        with self._own_view() as view:  # the daemon's error frame, written before it closed
             view.settimeout(1.0)
-            reply, fds = recv_frame(view)
-            for fd in fds:
-                _os.close(fd)
-            number = make_error(int(reply.get("code", ErrorCode.RESET))).errno or number
-        except (OSError, MalformedFrame):
-            pass
-        finally:
-            view.close()
-            super().settimeout(own_timeout)  # O_NONBLOCK is shared with the dup: restore ours
+            try:
+                reply, fds = recv_frame(view)
+                for fd in fds:
+                    _os.close(fd)
+                number = make_error(int(reply.get("code", ErrorCode.RESET))).errno or number
+            except (OSError, MalformedFrame):
+                pass
         state.peer, state.peer_port = None, 0
         state.bound = False  # a new connect() starts over on a fresh control connection
         return number
 
-    def _settle(self, state: _PilotState) -> None:
+    def _settle(self) -> None:
         """Before I/O on a socket whose non-blocking connect may still run: EAGAIN while it
         does, its error if it failed (like TCP's pending error)."""
         outcome = self._connect_outcome()
@@ -489,7 +501,7 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         state = self._pilot
         if state is None or state.kind != _stdlib.SOCK_DGRAM:
             if state is not None and state.connecting:
-                self._settle(state)
+                self._settle()
             return super().send(data, flags)
         if state.peer is None:
             raise OSError(_errno.EDESTADDRREQ, _os.strerror(_errno.EDESTADDRREQ))
@@ -499,7 +511,7 @@ class socket(_stdlib.socket):  # type: ignore[no-redef]
         state = self._pilot
         if state is None or state.kind != _stdlib.SOCK_DGRAM:
             if state is not None and state.connecting:
-                self._settle(state)
+                self._settle()
             return super().recv(bufsize, flags)
         return self.recvfrom(bufsize, flags)[0]
 

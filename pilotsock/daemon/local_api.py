@@ -347,6 +347,11 @@ class ControlConnection:
         endpoint.app.update_interest()
         return theirs
 
+    def _connected_reply(self, endpoint: StreamEndpoint, **extra: Any) -> dict[str, Any]:
+        """The reply that hands a client its end of a connected (or connecting) stream."""
+        return ok_reply(fd=1, local_port=endpoint.local_port, peer=list(endpoint.remote),
+                        peer_port=endpoint.remote_port, address=list(self.stack.own), conn=endpoint.id, **extra)
+
     def _label(self, ours: socket.socket, endpoint: StreamEndpoint) -> None:
         try:
             ours.bind(stream_label(self.server.pid, endpoint, self.stack.own))
@@ -381,9 +386,7 @@ class ControlConnection:
             raise
         self._label(ours, endpoint)
         try:
-            self.send(ok_reply(fd=1, local_port=endpoint.local_port, peer=list(endpoint.remote),
-                               peer_port=endpoint.remote_port, address=list(stack.own), conn=endpoint.id,
-                               pending=True), theirs.fileno())
+            self.send(self._connected_reply(endpoint, pending=True), theirs.fileno())
         finally:
             theirs.close()
         return endpoint
@@ -437,10 +440,7 @@ class ControlConnection:
             return
         theirs = self._attach_socketpair(endpoint)
         try:
-            delivered = self.send(ok_reply(
-                fd=1, local_port=endpoint.local_port, peer=list(endpoint.remote), peer_port=endpoint.remote_port,
-                address=list(self.stack.own), conn=endpoint.id,
-            ), theirs.fileno())
+            delivered = self.send(self._connected_reply(endpoint), theirs.fileno())
         finally:
             theirs.close()
         if not delivered:

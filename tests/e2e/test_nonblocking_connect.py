@@ -14,6 +14,8 @@ import time
 import pytest
 
 import pilotsock.socket as psocket
+from pilotsock.errors import ErrorCode
+from pilotsock.wire.local_api import encode_frame, error_reply
 
 from .conftest import DaemonFactory, use_daemon
 
@@ -85,9 +87,11 @@ def test_refused_and_unreachable_come_back_through_so_error(daemons: DaemonFacto
     use_daemon(monkeypatch, node_a)
     sock = psocket.socket(psocket.AF_PILOT, socket.SOCK_STREAM)
     sock.setblocking(False)
-    assert sock.connect_ex((node_b.address, 6001)) in (errno.EINPROGRESS, errno.ECONNREFUSED)
-    select.select([], [sock], [], 10)
-    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+    started = sock.connect_ex((node_b.address, 6001))
+    assert started in (errno.EINPROGRESS, errno.ECONNREFUSED)
+    if started == errno.EINPROGRESS:  # else the refusal beat the guard and connect() said so
+        select.select([], [sock], [], 10)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
     with pytest.raises(OSError) as info:
         sock.getpeername()
     assert info.value.errno == errno.ENOTCONN
@@ -129,3 +133,36 @@ def test_asyncio_sock_connect_and_open_connection(daemons: DaemonFactory, monkey
         asyncio.run(main())
     finally:
         server.close()
+
+
+def _pending(daemon_end_script: str) -> tuple[psocket.socket, socket.socket]:
+    """A virtual socket on one end of a pair whose other end plays the daemon."""
+    ours, theirs = socket.socketpair()
+    sock = psocket.socket(psocket.AF_PILOT, socket.SOCK_STREAM, fileno=ours.detach())
+    sock.setblocking(False)
+    if daemon_end_script == "refuse-before-guard":
+        theirs.sendall(encode_frame(error_reply(ErrorCode.REFUSED)))
+        theirs.close()
+    return sock, theirs
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_refusal_before_or_after_the_guard_is_written(when: str) -> None:
+    """Both orders of "daemon fails the dial" and "client writes the guard": the refusal before
+    the guard must not read as success (the kernel's SO_ERROR is 0 then)."""
+    sock, theirs = _pending("refuse-before-guard" if when == "before" else "")
+    try:
+        if when == "before":
+            with pytest.raises(ConnectionRefusedError):
+                sock._start_pending_connect()
+            return
+        with pytest.raises(BlockingIOError):
+            sock._start_pending_connect()
+        assert select.select([], [sock], [], 0)[1] == []  # the unconsumed guard holds it unwritable
+        theirs.sendall(encode_frame(error_reply(ErrorCode.REFUSED)))
+        theirs.close()  # with the guard unread
+        assert select.select([], [sock], [], 5)[1] == [sock]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+    finally:
+        sock.close()
+        theirs.close()
