@@ -153,6 +153,7 @@ class ControlConnection:
         self.listener: Listener | None = None
         self.dial: StreamEndpoint | None = None
         self.datagram: UnixDatagramChannel | None = None
+        self.reuse = False  # the client's SO_REUSEADDR, sent with bind and connect
         sock.setblocking(False)
         self.loop.add_reader(self._fd, self._on_readable)
 
@@ -289,6 +290,7 @@ class ControlConnection:
             self.send(error_reply(ErrorCode.ADDRESS_NOT_AVAILABLE))
             return
         self.bound = (protocol, port)
+        self.reuse = reuse
         if protocol == STREAM:
             self.send(ok_reply(port=port, address=list(self.stack.own)))
             return
@@ -328,6 +330,7 @@ class ControlConnection:
             self.send(error_reply(ErrorCode.NOT_SUPPORTED))
             return
         self.listener = self.stack.listen(port, backlog, self._push_accept)
+        self.listener.reuse = self.reuse
         self.send(ok_reply(port=port))
 
     def _push_accept(self, endpoint: StreamEndpoint) -> bool:
@@ -359,7 +362,7 @@ class ControlConnection:
             pass  # a label clash only loses the G11 recovery, never the connection
 
     def _connect_in_background(self, remote: Addr, port: int, local_port: int, nodelay: bool,
-                               now: float) -> StreamEndpoint:
+                               reuse: bool, now: float) -> StreamEndpoint:
         """Non-blocking connect (G6): hand the client its end of the pair at once; the dial's
         outcome arrives on the pair itself (the guard consumed, or an error frame and a close),
         so this control connection may go away meanwhile."""
@@ -379,7 +382,8 @@ class ControlConnection:
             ours.close()
 
         try:
-            endpoint = stack.dial(remote, port, local_port, now, nodelay=nodelay, on_result=on_result)
+            endpoint = stack.dial(remote, port, local_port, now, nodelay=nodelay, reuse=reuse,
+                                  on_result=on_result)
         except BaseException:
             ours.close()
             theirs.close()
@@ -414,11 +418,12 @@ class ControlConnection:
         now = self.loop.time()
         nodelay = bool(request.get("nodelay"))
         background = bool(request.get("nonblocking"))
+        reuse = self.reuse if self.bound is not None else bool(request.get("reuse"))
         try:
             if background:
-                endpoint = self._connect_in_background(remote, port, local_port, nodelay, now)
+                endpoint = self._connect_in_background(remote, port, local_port, nodelay, reuse, now)
             else:
-                endpoint = self.stack.dial(remote, port, local_port, now, nodelay=nodelay,
+                endpoint = self.stack.dial(remote, port, local_port, now, nodelay=nodelay, reuse=reuse,
                                            on_result=self._on_dial_result)
         except NoFreePort:
             self.send(error_reply(ErrorCode.ADDRESS_NOT_AVAILABLE))

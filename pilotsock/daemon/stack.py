@@ -56,7 +56,7 @@ class StreamEndpoint:
     """A stream machine plus its addressing and what it is attached to."""
 
     __slots__ = ("id", "conn", "local_port", "remote", "remote_port", "key", "app", "listener",
-                 "on_dial_result", "established")
+                 "on_dial_result", "established", "reuse")
 
     def __init__(self, id_: int, conn: StreamConnection, local_port: int, remote: Addr, remote_port: int) -> None:
         self.id = id_
@@ -69,6 +69,7 @@ class StreamEndpoint:
         self.listener: Listener | None = None
         self.on_dial_result: Callable[[StreamEndpoint, ErrorCode], None] | None = None
         self.established = False
+        self.reuse = False  # made with SO_REUSEADDR (its port may be bound again meanwhile)
 
     def __repr__(self) -> str:
         return f"<stream {self.id} :{self.local_port} <-> {self.remote}:{self.remote_port} {self.conn.state.value}>"
@@ -83,6 +84,7 @@ class Listener:
         self.on_accept = on_accept
         self.half_open = 0
         self.closed = False
+        self.reuse = False  # SO_REUSEADDR, inherited by accepted connections
 
 
 class DatagramPort:
@@ -207,10 +209,11 @@ class NodeStack:
         remote = Addr(packet.src_network, packet.src_node)
         endpoint = StreamEndpoint(next(self._ids), self._new_connection(), packet.dst_port, remote, packet.src_port)
         endpoint.listener = listener
+        endpoint.reuse = listener.reuse
         listener.half_open += 1
         endpoint.conn.open_passive(packet.seq, packet.window_units, now)
         self.streams[endpoint.key] = endpoint
-        self.ports.connection_opened(STREAM, endpoint.local_port)
+        self.ports.connection_opened(STREAM, endpoint.local_port, reuse=endpoint.reuse)
         self._dirty[endpoint] = None
 
     def _on_datagram_packet(self, packet: Packet) -> None:
@@ -234,7 +237,7 @@ class NodeStack:
     # -- inputs from applications -----------------------------------------------------------
 
     def dial(self, remote: Addr, remote_port: int, local_port: int, now: float, *,
-             nodelay: bool = False,
+             nodelay: bool = False, reuse: bool = False,
              on_result: Callable[[StreamEndpoint, ErrorCode], None]) -> StreamEndpoint:
         """Start an active open from ``local_port`` (0 = ephemeral). ``on_result`` runs once."""
         if local_port == 0:
@@ -243,10 +246,11 @@ class NodeStack:
         if endpoint.key in self.streams:
             raise FileExistsError(endpoint.key)
         endpoint.conn.nodelay = nodelay
+        endpoint.reuse = reuse
         endpoint.on_dial_result = on_result
         endpoint.conn.open_active(now)
         self.streams[endpoint.key] = endpoint
-        self.ports.connection_opened(STREAM, local_port)
+        self.ports.connection_opened(STREAM, local_port, reuse=reuse)
         self._dirty[endpoint] = None
         self.request_flush()
         return endpoint
@@ -368,7 +372,7 @@ class NodeStack:
         if self.streams.get(endpoint.key) is endpoint:
             del self.streams[endpoint.key]
             endpoint.conn.stats.add_to(self.counters)
-            self.ports.connection_closed(STREAM, endpoint.local_port)
+            self.ports.connection_closed(STREAM, endpoint.local_port, reuse=endpoint.reuse)
         if endpoint.listener is not None and not endpoint.established:
             endpoint.listener.half_open -= 1
             endpoint.established = True  # count the half-open slot once

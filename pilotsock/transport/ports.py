@@ -5,8 +5,9 @@ Where it sits: ring 2 (pure bookkeeping). The daemon asks it before binding, lis
 
 Rules:
 - A port has at most one binding (bound socket or listener) per protocol.
-- Without ``reuse``, a port still used as the local port of a live (non-TIME_WAIT) connection
-  cannot be bound; with ``reuse`` (SO_REUSEADDR) it can, as with kernel TCP.
+- A port still used as the local port of a connection can be bound only when both the new
+  binding and every such connection were made with ``reuse`` (SO_REUSEADDR; accepted connections
+  inherit their listener's), as Linux checks ``sk_reuse`` on both sides.
 - Ephemeral ports are allocated sequentially from 49152, wrapping at 65535, skipping ports in
   use; exhaustion is EADDRNOTAVAIL (the Go "return the last candidate" behaviour is a bug).
 """
@@ -14,7 +15,7 @@ Rules:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Hashable
+from collections.abc import Hashable
 
 EPHEMERAL_FIRST = 49152
 EPHEMERAL_LAST = 65535
@@ -33,6 +34,7 @@ class PortTable:
     def __init__(self) -> None:
         self._bindings: dict[tuple[int, int], Hashable] = {}  # (protocol, port) -> owner
         self._connection_ports: Counter[tuple[int, int]] = Counter()  # live connections per port
+        self._exclusive_ports: Counter[tuple[int, int]] = Counter()  # ... of which made without reuse
         self._next_ephemeral = EPHEMERAL_FIRST
 
     def owner(self, protocol: int, port: int) -> Hashable | None:
@@ -42,7 +44,9 @@ class PortTable:
         key = (protocol, port)
         if key in self._bindings:
             return False
-        return reuse or self._connection_ports[key] == 0
+        if reuse:
+            return self._exclusive_ports[key] == 0
+        return self._connection_ports[key] == 0
 
     def bind(self, protocol: int, port: int, owner: Hashable, *, reuse: bool = False) -> int:
         """Bind ``port`` (0 = pick an ephemeral one) to ``owner``; returns the port."""
@@ -69,11 +73,14 @@ class PortTable:
                 return port
         raise NoFreePort()
 
-    def connection_opened(self, protocol: int, port: int) -> None:
+    def connection_opened(self, protocol: int, port: int, *, reuse: bool = False) -> None:
         self._connection_ports[(protocol, port)] += 1
+        if not reuse:
+            self._exclusive_ports[(protocol, port)] += 1
 
-    def connection_closed(self, protocol: int, port: int) -> None:
+    def connection_closed(self, protocol: int, port: int, *, reuse: bool = False) -> None:
         key = (protocol, port)
-        self._connection_ports[key] -= 1
-        if self._connection_ports[key] <= 0:
-            del self._connection_ports[key]
+        for counts in (self._connection_ports,) if reuse else (self._connection_ports, self._exclusive_ports):
+            counts[key] -= 1
+            if counts[key] <= 0:
+                del counts[key]

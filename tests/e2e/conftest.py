@@ -56,6 +56,24 @@ def daemons(tmp_path: Path, registry: RegistryProcess) -> Iterator[DaemonFactory
     factory.close()
 
 
+@pytest.fixture(scope="module")
+def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """One registry and one public daemon for a whole module of single-node socket tests."""
+    root = tmp_path_factory.mktemp("node")
+    registry = start_registry(root / "registry")
+    daemon = start_daemon(root / "node", registry.address, extra_args=["--public", "--hostname", "solo"])
+    yield daemon
+    daemon.stop()
+    registry.stop()
+
+
+@pytest.fixture
+def node(shared_node: DaemonProcess, monkeypatch: pytest.MonkeyPatch) -> DaemonProcess:
+    """This test process as a client of the module's shared daemon."""
+    use_daemon(monkeypatch, shared_node)
+    return shared_node
+
+
 def use_daemon(monkeypatch: pytest.MonkeyPatch, daemon: DaemonProcess) -> None:
     """Make this test process a client of ``daemon``."""
     monkeypatch.setenv("PILOTSOCK_HOME", str(daemon.home))

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Python-side state of a virtual socket and the small helpers its class shares.
+
+Where it sits: ring 3 (client side), used only by :mod:`pilotsock.client.virtual_socket`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os as _os
+import select as _select
+import socket as _stdlib
+from typing import Any
+
+from pilotsock.addresses import Addr
+from pilotsock.errors import ErrorCode, make_error
+
+
+class PilotState:
+    """Python-side state of a virtual socket."""
+
+    __slots__ = (
+        "bound",
+        "connecting",
+        "eof",
+        "kind",
+        "listening",
+        "local",
+        "local_port",
+        "peer",
+        "peer_port",
+        "saved_sndbuf",
+        "shut_write",
+        "tcp_options",
+        "unreported",
+    )
+
+    def __init__(self, kind: int) -> None:
+        self.kind = kind  # SOCK_STREAM or SOCK_DGRAM
+        self.local: Addr | None = None
+        self.local_port = 0
+        self.peer: Addr | None = None
+        self.peer_port = 0
+        self.listening = False
+        self.bound = False
+        self.tcp_options: dict[int, int] = {}
+        self.connecting = False  # a non-blocking connect is in progress (G6)
+        self.saved_sndbuf = 0
+        self.unreported = False  # like Linux: the first connect() after it completes returns 0
+        self.shut_write = False  # shutdown(SHUT_WR) was called: an end of stream is then no reset
+        self.eof = False  # an end of stream (or a reset) was reported already
+
+    def copy(self) -> PilotState:
+        twin = PilotState(self.kind)
+        for name in self.__slots__:
+            value = getattr(self, name)
+            setattr(twin, name, dict(value) if isinstance(value, dict) else value)
+        return twin
+
+
+def os_error(number: int) -> OSError:
+    """``OSError(number, strerror)``; the constructor picks the PEP 3151 subclass."""
+    return OSError(number, _os.strerror(number))
+
+
+def bad_fd() -> OSError:
+    return os_error(_errno.EBADF)
+
+
+def has_hung_up(fd: int) -> bool:
+    """True when both directions of our AF_UNIX end are shut: the daemon closed its end."""
+    poller = _select.poll()
+    poller.register(fd, _select.POLLOUT)
+    return any(events & _select.POLLHUP for _, events in poller.poll(0))
+
+
+def check_port(port: object, method: str) -> int:
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= port <= 0xFFFF:
+        raise OverflowError(f"{method}(): port must be 0-65535.")
+    return port
+
+
+def split_address(address: object, method: str) -> tuple[object, int]:
+    if not isinstance(address, tuple) or len(address) != 2:
+        raise TypeError(f"{method}(): AF_PILOT address must be tuple, not {type(address).__name__}")
+    host, port = address
+    return host, check_port(port, method)
+
+
+def raise_for(reply: dict[str, Any], fds: list[int]) -> None:
+    if reply.get("ok"):
+        return
+    for fd in fds:
+        _os.close(fd)
+    raise make_error(int(reply.get("code", ErrorCode.INTERNAL)), reply.get("detail") or None)
+
+
+class RawFrames:
+    """Frame reads on a listener's own fd through the C ``recvmsg`` (ours refuses: no peer)."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: _stdlib.socket) -> None:
+        self.sock = sock
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple[bytes, list[Any], int, Any]:
+        return _stdlib.socket.recvmsg(self.sock, bufsize, ancbufsize, flags)

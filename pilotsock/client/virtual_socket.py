@@ -1,0 +1,647 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The virtual socket class behind ``pilotsock.socket.socket`` (``socket-design.md`` §1-3).
+
+Where it sits: ring 3 (a client-side driver). A Pilot socket **is** a stdlib ``socket.socket``
+whose real fd is an AF_UNIX socket owned jointly with the local daemon. Before connect it is a
+plain unbound socket; ``bind``/``listen``/``connect`` turn the same fd number (``os.dup2``) into a
+control connection to the daemon, and a successful ``connect``/``accept`` turns it into one end of
+a socketpair that carries pure payload bytes. ``recv``/``send``/``makefile``/timeouts/non-blocking
+mode therefore run in C on the real fd, exactly as the stdlib does; Python only guards the edges
+(not connected, a connect still running, end of stream vs reset) and every method that takes or
+returns an address. Sockets of other families are left completely to the stdlib class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as _errno
+import os as _os
+import select as _select
+import socket as _stdlib
+from collections.abc import Iterator
+from typing import Any
+
+from pilotsock.addresses import ZERO, Addr
+from pilotsock.client.locator import exchange, open_control, recv_frame
+from pilotsock.client.names import AF_PILOT, resolve_virtual
+from pilotsock.client.socket_state import (
+    PilotState,
+    RawFrames,
+    bad_fd,
+    has_hung_up,
+    os_error,
+    raise_for,
+    split_address,
+)
+from pilotsock.errors import ErrorCode, MalformedFrame, make_error
+from pilotsock.wire.local_api import CONNECT_GUARD_BYTES
+
+MAX_DATAGRAM_PAYLOAD = 65437
+_DATAGRAM_PREFIX_BYTES = 8  # [u16 network][u32 node][u16 port]
+_TYPE_MASK = ~(getattr(_stdlib, "SOCK_NONBLOCK", 0) | getattr(_stdlib, "SOCK_CLOEXEC", 0))
+_LABEL_PREFIX = b"\0pilotsock|"
+_CONTROL_TIMEOUT = 10.0
+
+
+class socket(_stdlib.socket):
+    """``socket.socket`` with ``AF_PILOT`` support; other families behave exactly as the stdlib."""
+
+    __slots__ = ("_pilot",)
+
+    def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
+        if family != AF_PILOT:
+            self._pilot: PilotState | None = None
+            super().__init__(family, type, proto, fileno)
+            if family == -1 and fileno is not None and super().family == _stdlib.AF_UNIX:
+                self._adopt_if_labelled()
+            return
+        kind = (type if type != -1 else _stdlib.SOCK_STREAM) & _TYPE_MASK
+        if kind not in (_stdlib.SOCK_STREAM, _stdlib.SOCK_DGRAM):
+            raise OSError(_errno.EPROTONOSUPPORT, _os.strerror(_errno.EPROTONOSUPPORT))
+        flags = (type if type != -1 else 0) & ~_TYPE_MASK
+        unix_type = (_stdlib.SOCK_STREAM if kind == _stdlib.SOCK_STREAM else _stdlib.SOCK_SEQPACKET) | flags
+        self._pilot = PilotState(kind)
+        if fileno is None:
+            super().__init__(_stdlib.AF_UNIX, unix_type, 0)
+        else:
+            super().__init__(_stdlib.AF_UNIX, unix_type, 0, fileno)
+            self._recover_state()
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def family(self) -> int:  # type: ignore[override]
+        if self._pilot is not None:
+            return AF_PILOT
+        return super().family
+
+    @property
+    def type(self) -> int:  # type: ignore[override]
+        if self._pilot is not None:
+            return _stdlib.SocketKind(self._pilot.kind)
+        return super().type
+
+    def _adopt_if_labelled(self) -> None:
+        """``socket(fileno=fd)`` on a virtual stream's fd becomes AF_PILOT again (G11)."""
+        try:
+            name = _stdlib.socket.getpeername(self)
+        except OSError:
+            return
+        if isinstance(name, bytes) and name.startswith(_LABEL_PREFIX):
+            self._pilot = PilotState(_stdlib.SOCK_STREAM)
+            self._recover_state()
+
+    def _recover_state(self) -> None:
+        """Rebuild addresses from the daemon's abstract label (socket-design.md G11)."""
+        state = self._pilot
+        assert state is not None
+        try:
+            name = _stdlib.socket.getpeername(self)
+        except OSError:
+            return
+        if isinstance(name, bytes) and name.startswith(_LABEL_PREFIX):
+            from pilotsock.daemon.local_api import parse_label
+
+            parsed = parse_label(name)
+            if parsed is not None:
+                state.peer, state.peer_port, state.local, state.local_port = parsed
+                state.bound = True
+
+    def __getstate__(self) -> Any:
+        raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
+
+    def dup(self) -> socket:
+        twin = super().dup()
+        if self._pilot is not None:
+            twin._pilot = self._pilot.copy()
+        return twin
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _become(self, new: _stdlib.socket | int) -> None:
+        """Make our fd number refer to ``new`` (a socket or fd), keeping timeout/blocking mode."""
+        fd = new if isinstance(new, int) else new.fileno()
+        timeout = self.gettimeout()
+        _os.dup2(fd, self.fileno(), inheritable=self.get_inheritable())
+        if isinstance(new, int):
+            _os.close(new)
+        else:
+            new.close()
+        super().settimeout(timeout)  # O_NONBLOCK lives on the open file description: reapply
+
+    @contextlib.contextmanager
+    def _own_view(self) -> Iterator[_stdlib.socket]:
+        """A plain AF_UNIX socket object on a dup of our fd, for blocking frame I/O with its own
+        timeout; O_NONBLOCK is shared with the dup, so our timeout is re-applied afterwards."""
+        own_timeout = self.gettimeout()
+        view = _stdlib.socket(_stdlib.AF_UNIX, _stdlib.SOCK_STREAM, 0, _os.dup(self.fileno()))
+        try:
+            yield view
+        finally:
+            view.close()
+            super().settimeout(own_timeout)
+
+    def _control_on_self(self, message: dict[str, Any], timeout: float | None) -> tuple[dict[str, Any], list[int]]:
+        """Exchange on our own fd (which is a control connection), preserving our timeout."""
+        with self._own_view() as view:
+            return exchange(view, message, timeout)
+
+    def _check_open(self) -> PilotState:
+        if self.fileno() == -1:
+            raise bad_fd()
+        assert self._pilot is not None
+        return self._pilot
+
+    # -- addresses --------------------------------------------------------------------------
+
+    def getsockname(self) -> Any:
+        state = self._pilot
+        if state is None:
+            return super().getsockname()
+        self._check_open()
+        local = state.local if state.bound else ZERO
+        return (str(local if local is not None else ZERO), state.local_port)
+
+    def getpeername(self) -> Any:
+        state = self._pilot
+        if state is None:
+            return super().getpeername()
+        self._check_open()
+        if state.peer is None or (state.connecting and self._connect_outcome() is None):
+            raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
+        return (str(state.peer), state.peer_port)
+
+    # -- bind / listen / accept -------------------------------------------------------------
+
+    def bind(self, address: Any) -> None:
+        state = self._pilot
+        if state is None:
+            return super().bind(address)
+        self._check_open()
+        host, port = split_address(address, "bind")
+        if state.bound or state.peer is not None:
+            raise OSError(_errno.EINVAL, _os.strerror(_errno.EINVAL))
+        wanted = None if host in ("", None) else resolve_virtual(host)
+        control = open_control(timeout=_CONTROL_TIMEOUT)
+        try:
+            kind = "dgram" if state.kind == _stdlib.SOCK_DGRAM else "stream"
+            reuse = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
+            reply, fds = exchange(control, {"op": "bind", "type": kind, "port": port, "reuse": reuse},
+                                   _CONTROL_TIMEOUT)
+            raise_for(reply, fds)
+            own = Addr(*reply["address"])
+            if wanted is not None and not wanted.is_zero and wanted != own:
+                for fd in fds:
+                    _os.close(fd)
+                raise OSError(_errno.EADDRNOTAVAIL, _os.strerror(_errno.EADDRNOTAVAIL))
+        except BaseException:
+            control.close()
+            raise
+        if fds:  # datagram sockets get their message channel now
+            control.close()
+            self._become(fds[0])
+        else:
+            self._become(control)
+        state.bound = True
+        state.local = own
+        state.local_port = int(reply["port"])
+
+    def listen(self, backlog: int = -1) -> None:
+        state = self._pilot
+        if state is None:
+            return super().listen() if backlog == -1 else super().listen(backlog)
+        self._check_open()
+        if state.kind != _stdlib.SOCK_STREAM or state.peer is not None:
+            raise OSError(_errno.EOPNOTSUPP if state.kind != _stdlib.SOCK_STREAM else _errno.EINVAL,
+                          _os.strerror(_errno.EOPNOTSUPP if state.kind != _stdlib.SOCK_STREAM else _errno.EINVAL))
+        if not state.bound:
+            self.bind(("", 0))
+        request: dict[str, Any] = {"op": "listen"}
+        if backlog >= 0:
+            request["backlog"] = backlog
+        reply, fds = self._control_on_self(request, _CONTROL_TIMEOUT)
+        raise_for(reply, fds)
+        state.listening = True
+
+    def accept(self) -> tuple[_stdlib.socket, Any]:
+        state = self._pilot
+        if state is None:
+            return super().accept()
+        self._check_open()
+        if not state.listening:
+            raise OSError(_errno.EINVAL, _os.strerror(_errno.EINVAL))
+        raw = RawFrames(self)
+        while True:
+            try:
+                event, fds = recv_frame(raw)  # type: ignore[arg-type]
+            except ConnectionResetError:
+                if not state.listening:  # shut down meanwhile, like Linux
+                    raise os_error(_errno.EINVAL) from None
+                raise OSError(_errno.ECONNABORTED, "pilotsock daemon closed the listener") from None
+            if event.get("ev") == "accept" and fds:
+                break
+            for fd in fds:
+                _os.close(fd)
+        for extra in fds[1:]:
+            _os.close(extra)
+        # Like the stdlib, the accepted socket is of the plain class (an SSLSocket wraps it).
+        conn = socket(AF_PILOT, _stdlib.SOCK_STREAM, 0, fileno=fds[0])
+        conn_state = conn._pilot
+        assert conn_state is not None
+        conn_state.local, conn_state.local_port = state.local, int(event["local_port"])
+        conn_state.peer, conn_state.peer_port = Addr(*event["peer"]), int(event["peer_port"])
+        conn_state.bound = True
+        if _stdlib.getdefaulttimeout() is None and self.gettimeout():
+            conn.setblocking(True)
+        return conn, (str(conn_state.peer), conn_state.peer_port)
+
+    # -- connect ----------------------------------------------------------------------------
+
+    def connect(self, address: Any) -> None:
+        if self._pilot is None:
+            return super().connect(address)
+        self._connect(address)
+
+    def _connect(self, address: Any) -> None:
+        state = self._check_open()
+        host, port = split_address(address, "connect")
+        remote = resolve_virtual(host)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            if not state.bound:
+                self.bind(("", 0))
+            state.peer, state.peer_port = remote, port
+            return
+        if state.connecting and self._connect_outcome() is None:
+            raise os_error(_errno.EALREADY)
+        if state.unreported:
+            state.unreported = False
+            if state.peer is not None:
+                return
+        if state.listening:
+            raise os_error(_errno.EISCONN)
+        if state.peer is not None:
+            raise os_error(_errno.EISCONN)
+        request = {"op": "connect", "address": [remote.network, remote.node], "port": port,
+                   "nodelay": bool(state.tcp_options.get(_stdlib.TCP_NODELAY, 0))}
+        if not state.bound:
+            request["reuse"] = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
+            self._become(open_control(timeout=_CONTROL_TIMEOUT))
+        timeout = self.gettimeout()
+        if timeout == 0.0:
+            request["nonblocking"] = True
+            timeout = _CONTROL_TIMEOUT  # only the local exchange; the handshake goes on after it
+        reply, fds = self._control_on_self(request, timeout)
+        raise_for(reply, fds)
+        self._become(fds[0])
+        for extra in fds[1:]:
+            _os.close(extra)
+        state.bound = True
+        state.local = Addr(*reply["address"])
+        state.local_port = int(reply["local_port"])
+        state.peer, state.peer_port = Addr(*reply["peer"]), int(reply["peer_port"])
+        if reply.get("pending"):
+            self._start_pending_connect()
+        # CPython connects a socket with a timeout in non-blocking mode and waits: Linux then
+        # answers the next connect() with success, whatever the address, and only later EISCONN.
+        state.unreported = timeout is not None
+
+    def _start_pending_connect(self) -> None:
+        """G6: a minimal send buffer plus a guard the daemon consumes only when the handshake
+        succeeds, so the fd turns writable exactly when the connection is established (or has
+        failed); then ``SO_ERROR`` tells which, as for TCP."""
+        state = self._pilot
+        assert state is not None
+        state.connecting = state.unreported = True
+        state.saved_sndbuf = super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF)
+        super().setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF, 1)  # the kernel's minimum
+        try:
+            sent = super().send(bytes(CONNECT_GUARD_BYTES))
+        except OSError:
+            # The daemon closed its end before the guard arrived: the dial failed at once (or
+            # the connection died right after it opened). The kernel then reports no error in
+            # SO_ERROR, so do not wait for it: fail now, as a kernel connect may too.
+            number = self._connect_failed()
+            raise OSError(number, _os.strerror(number)) from None
+        if sent != CONNECT_GUARD_BYTES:
+            raise OSError(_errno.ENOBUFS, _os.strerror(_errno.ENOBUFS))
+        raise BlockingIOError(_errno.EINPROGRESS, _os.strerror(_errno.EINPROGRESS))
+
+    def _connect_outcome(self) -> int | None:
+        """None while a non-blocking connect is in progress, else its errno (0 = connected)."""
+        state = self._pilot
+        assert state is not None
+        if not state.connecting:
+            return 0
+        poller = _select.poll()
+        poller.register(self.fileno(), _select.POLLOUT)
+        if not poller.poll(0):
+            return None
+        state.connecting = False
+        if super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR) == 0:
+            super().setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF, max(state.saved_sndbuf // 2, 1))
+            return 0
+        return self._connect_failed()
+
+    def _connect_failed(self) -> int:
+        """The errno of a failed non-blocking connect, from the daemon's error frame."""
+        state = self._pilot
+        assert state is not None
+        state.connecting = False
+        number = _errno.ECONNRESET
+        with self._own_view() as view:  # the daemon's error frame, written before it closed
+            view.settimeout(1.0)
+            try:
+                reply, fds = recv_frame(view)
+                for fd in fds:
+                    _os.close(fd)
+                number = make_error(int(reply.get("code", ErrorCode.RESET))).errno or number
+            except (OSError, MalformedFrame):
+                pass
+        state.peer, state.peer_port = None, 0
+        state.bound = False  # a new connect() starts over on a fresh control connection
+        return number
+
+    def _settle(self) -> None:
+        """Before I/O on a socket whose non-blocking connect may still run: EAGAIN while it
+        does, its error if it failed (like TCP's pending error)."""
+        outcome = self._connect_outcome()
+        if outcome is None:
+            raise BlockingIOError(_errno.EAGAIN, _os.strerror(_errno.EAGAIN))
+        if outcome:
+            raise OSError(outcome, _os.strerror(outcome))
+
+    def connect_ex(self, address: Any) -> int:
+        if self._pilot is None:
+            return super().connect_ex(address)
+        try:
+            self._connect(address)
+        except TimeoutError as exc:
+            return exc.errno if exc.errno is not None else _errno.EAGAIN
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            return exc.errno
+        return 0
+
+    # -- options ----------------------------------------------------------------------------
+
+    def setsockopt(self, level: int, option: int, value: Any, optlen: Any = None) -> None:
+        state = self._pilot
+        if state is not None and level == _stdlib.IPPROTO_TCP:
+            if state.kind != _stdlib.SOCK_STREAM:
+                raise OSError(_errno.ENOPROTOOPT, _os.strerror(_errno.ENOPROTOOPT))
+            state.tcp_options[option] = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+            return
+        if optlen is None:
+            return super().setsockopt(level, option, value)
+        return super().setsockopt(level, option, value, optlen)
+
+    def getsockopt(self, level: int, option: int, buflen: Any = None) -> Any:
+        state = self._pilot
+        if state is not None:
+            if level == _stdlib.IPPROTO_TCP:
+                if state.kind != _stdlib.SOCK_STREAM:
+                    raise OSError(_errno.ENOPROTOOPT, _os.strerror(_errno.ENOPROTOOPT))
+                value = state.tcp_options.get(option, 0)
+                return value if buflen is None else value.to_bytes(buflen, "little")[:buflen]
+            if level == _stdlib.SOL_SOCKET and option == getattr(_stdlib, "SO_DOMAIN", -1):
+                return AF_PILOT if buflen is None else AF_PILOT.to_bytes(buflen, "little")
+            if level == _stdlib.SOL_SOCKET and option == _stdlib.SO_TYPE:
+                return state.kind if buflen is None else state.kind.to_bytes(buflen, "little")
+            if level == _stdlib.SOL_SOCKET and option == _stdlib.SO_ERROR and state.connecting:
+                error = self._connect_outcome() or 0
+                return error if buflen is None else error.to_bytes(buflen, "little")
+        if buflen is None:
+            return super().getsockopt(level, option)
+        return super().getsockopt(level, option, buflen)
+
+    # -- stream data: the bytes flow in C on the real fd; only the edges are Python ------------
+
+    def _before_io(self, state: PilotState, sending: bool) -> None:
+        """Slow path before stream I/O: not connected (the fd would be a control channel, or
+        nothing), or a non-blocking connect that may still run."""
+        if state.peer is None:
+            if self.fileno() == -1:
+                raise bad_fd()
+            raise os_error(_errno.EPIPE if sending else _errno.ENOTCONN)  # kernel TCP's choices
+        if state.connecting:
+            self._settle()
+
+    def _end_of_stream(self, state: PilotState) -> None:
+        """An empty read. The daemon closes its end only when the connection is over; if this
+        side never shut its writing half, the peer cannot have closed cleanly: it was reset
+        (or gave up, or the daemon died), which TCP reports once as ECONNRESET."""
+        if state.eof:
+            return
+        state.eof = True
+        if not state.shut_write and has_hung_up(self.fileno()):
+            raise os_error(_errno.ECONNRESET)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        state = self._pilot
+        if state is None:
+            return super().recv(bufsize, flags)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            return self.recvfrom(bufsize, flags)[0]
+        if state.peer is None or state.connecting:
+            self._before_io(state, False)
+        data = super().recv(bufsize, flags)
+        if not data and bufsize:
+            self._end_of_stream(state)
+        return data
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        state = self._pilot
+        if state is None:
+            return super().recv_into(buffer, nbytes, flags)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            return self.recvfrom_into(buffer, nbytes, flags)[0]
+        if state.peer is None or state.connecting:
+            self._before_io(state, False)
+        count = super().recv_into(buffer, nbytes, flags)
+        if not count and (nbytes or len(memoryview(buffer))):
+            self._end_of_stream(state)
+        return count
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple[bytes, list[Any], int, Any]:
+        state = self._pilot
+        if state is None:
+            return super().recvmsg(bufsize, ancbufsize, flags)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            data, address = self.recvfrom(bufsize, flags)
+            return data, [], 0, address
+        if state.peer is None or state.connecting:
+            self._before_io(state, False)
+        data, ancillary, msg_flags, _ = super().recvmsg(bufsize, ancbufsize, flags)
+        if not data and bufsize:
+            self._end_of_stream(state)
+        return data, ancillary, msg_flags, None
+
+    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0) -> tuple[int, list[Any], int, Any]:
+        state = self._pilot
+        if state is None:
+            return super().recvmsg_into(buffers, ancbufsize, flags)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            raise os_error(_errno.EOPNOTSUPP)
+        if state.peer is None or state.connecting:
+            self._before_io(state, False)
+        buffers = list(buffers)
+        count, ancillary, msg_flags, _ = super().recvmsg_into(buffers, ancbufsize, flags)
+        if not count and any(len(memoryview(b)) for b in buffers):
+            self._end_of_stream(state)
+        return count, ancillary, msg_flags, None
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        state = self._pilot
+        if state is None:
+            return super().recvfrom(bufsize, flags)
+        if state.kind != _stdlib.SOCK_DGRAM:
+            return self.recv(bufsize, flags), None  # TCP reports no source address
+        return self._recv_datagram(bufsize, flags)
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        state = self._pilot
+        if state is None:
+            return super().recvfrom_into(buffer, nbytes, flags)
+        if state.kind != _stdlib.SOCK_DGRAM:
+            return self.recv_into(buffer, nbytes, flags), None
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recvfrom_into")
+        if nbytes > len(view):
+            raise ValueError("nbytes is greater than the length of the buffer")
+        data, address = self._recv_datagram(nbytes or len(view), flags)
+        view[:len(data)] = data
+        return len(data), address
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        state = self._pilot
+        if state is None:
+            return super().send(data, flags)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            return self._send_datagram(data, *self._datagram_peer(state))
+        if state.peer is None or state.connecting:
+            self._before_io(state, True)
+        return super().send(data, flags)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        state = self._pilot
+        if state is None:
+            return super().sendall(data, flags)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            self.send(data, flags)
+            return None
+        if state.peer is None or state.connecting:
+            self._before_io(state, True)
+        return super().sendall(data, flags)
+
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0, address: Any = None) -> int:
+        state = self._pilot
+        if state is None:
+            if address is None:
+                return super().sendmsg(buffers, ancdata, flags)
+            return super().sendmsg(buffers, ancdata, flags, address)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            payload = b"".join(memoryview(b).cast("B") for b in buffers)
+            if address is None:
+                return self.send(payload, flags)
+            return self.sendto(payload, flags, address)
+        if state.peer is None or state.connecting:
+            self._before_io(state, True)
+        return super().sendmsg(buffers, ancdata, flags)  # TCP ignores an address once connected
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        state = self._pilot
+        if state is None:
+            return super().sendto(data, *args)
+        if len(args) not in (1, 2):
+            raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
+        flags = args[0] if len(args) == 2 else 0
+        if state.kind != _stdlib.SOCK_DGRAM:
+            return self.send(data, flags)  # TCP ignores the address; unconnected is EPIPE
+        self._check_open()
+        host, port = split_address(args[-1], "sendto")
+        return self._send_datagram(data, resolve_virtual(host), port)
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        state = self._pilot
+        if state is not None and state.kind == _stdlib.SOCK_STREAM and (state.peer is None or state.connecting):
+            self._before_io(state, True)
+        return super().sendfile(file, offset, count)
+
+    def shutdown(self, how: int) -> None:
+        state = self._pilot
+        if state is None:
+            return super().shutdown(how)
+        self._check_open()
+        if how not in (_stdlib.SHUT_RD, _stdlib.SHUT_WR, _stdlib.SHUT_RDWR):
+            raise os_error(_errno.EINVAL)
+        if state.listening:
+            if how != _stdlib.SHUT_WR:  # like Linux: the listener stops, accept() then fails
+                state.listening = False
+                super().shutdown(_stdlib.SHUT_RDWR)
+            return None
+        if state.peer is None:
+            raise os_error(_errno.ENOTCONN)
+        if state.kind == _stdlib.SOCK_DGRAM:
+            return None  # nothing to tell a peer; the port stays bound until close
+        if how != _stdlib.SHUT_RD:
+            state.shut_write = True
+        return super().shutdown(how)
+
+    # -- datagrams (AF_PILOT, SOCK_DGRAM) ---------------------------------------------------
+
+    def _datagram_peer(self, state: PilotState) -> tuple[Addr, int]:
+        if state.peer is None:
+            self._check_open()
+            raise os_error(_errno.EDESTADDRREQ)
+        return state.peer, state.peer_port
+
+    def _send_datagram(self, data: Any, remote: Addr, port: int) -> int:
+        state = self._pilot
+        assert state is not None
+        payload = memoryview(data).cast("B")
+        if len(payload) > MAX_DATAGRAM_PAYLOAD:
+            raise os_error(_errno.EMSGSIZE)
+        if not state.bound:
+            self.bind(("", 0))
+        header = remote.network.to_bytes(2, "big") + remote.node.to_bytes(4, "big") + port.to_bytes(2, "big")
+        super().send(header + bytes(payload))
+        return len(payload)
+
+    def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
+        state = self._check_open()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        if not state.bound:
+            self.bind(("", 0))  # like UDP: an unbound socket just receives nothing (yet)
+        while True:
+            message = super().recv(bufsize + _DATAGRAM_PREFIX_BYTES, flags)
+            if len(message) < _DATAGRAM_PREFIX_BYTES:
+                if not message:
+                    raise OSError(_errno.ECONNRESET, "pilotsock daemon closed the datagram channel")
+                continue
+            source = Addr(int.from_bytes(message[0:2], "big"), int.from_bytes(message[2:6], "big"))
+            source_port = int.from_bytes(message[6:8], "big")
+            if state.peer is not None and (source != state.peer or source_port != state.peer_port):
+                continue  # a connected datagram socket only sees its peer, like UDP
+            return message[_DATAGRAM_PREFIX_BYTES:], (str(source), source_port)
+
+    def __repr__(self) -> str:
+        if self._pilot is None:
+            return super().__repr__()
+        closed = getattr(self, "_closed", False)
+        parts = [f"<pilotsock.socket.socket fd={self.fileno()}", "family=AF_PILOT",
+                 f"type={_stdlib.SocketKind(self._pilot.kind).name}", "proto=0"]
+        if not closed and self.fileno() != -1:
+            try:
+                parts.append(f"laddr={self.getsockname()}")
+            except OSError:
+                pass
+            try:
+                parts.append(f"raddr={self.getpeername()}")
+            except OSError:
+                pass
+        return ("[closed] " if closed else "") + ", ".join(parts) + ">"
+
+
