@@ -21,6 +21,7 @@ class PilotState:
 
     __slots__ = (
         "bound",
+        "conn_id",
         "connecting",
         "eof",
         "kind",
@@ -31,6 +32,7 @@ class PilotState:
         "peer_port",
         "saved_sndbuf",
         "shut_write",
+        "socket_options",
         "tcp_options",
         "unreported",
     )
@@ -49,6 +51,8 @@ class PilotState:
         self.unreported = False  # like Linux: the first connect() after it completes returns 0
         self.shut_write = False  # shutdown(SHUT_WR) was called: an end of stream is then no reset
         self.eof = False  # an end of stream (or a reset) was reported already
+        self.socket_options: dict[int, tuple[Any, Any]] = {}  # SOL_SOCKET options, replayed on new fds
+        self.conn_id: int | None = None  # the daemon's id of our stream, for live option changes
 
     def copy(self) -> PilotState:
         twin = PilotState(self.kind)

@@ -18,11 +18,12 @@ import errno as _errno
 import os as _os
 import select as _select
 import socket as _stdlib
+import struct
 from collections.abc import Iterator
 from typing import Any
 
 from pilotsock.addresses import ZERO, Addr
-from pilotsock.client.locator import exchange, open_control, recv_frame
+from pilotsock.client.locator import exchange, open_control, recv_frame, request
 from pilotsock.client.names import AF_PILOT, resolve_virtual
 from pilotsock.client.socket_state import (
     PilotState,
@@ -41,6 +42,7 @@ _DATAGRAM_PREFIX_BYTES = 8  # [u16 network][u32 node][u16 port]
 _TYPE_MASK = ~(getattr(_stdlib, "SOCK_NONBLOCK", 0) | getattr(_stdlib, "SOCK_CLOEXEC", 0))
 _LABEL_PREFIX = b"\0pilotsock|"
 _CONTROL_TIMEOUT = 10.0
+_LINGER = struct.Struct("ii")
 
 
 class socket(_stdlib.socket):
@@ -110,6 +112,17 @@ class socket(_stdlib.socket):
     def __getstate__(self) -> Any:
         raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
 
+    def _real_close(self, *args: Any) -> None:
+        state = self._pilot
+        if state is not None and state.conn_id is not None and state.kind == _stdlib.SOCK_STREAM:
+            try:
+                on, seconds = _LINGER.unpack(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_LINGER, _LINGER.size))
+            except OSError:
+                on = 0
+            if on and not seconds:  # like TCP: a zero linger time closes with a reset
+                self._tell_daemon({"op": "stream_option", "conn": state.conn_id, "abort": True})
+        super()._real_close(*args)  # type: ignore[misc]
+
     def dup(self) -> socket:
         twin = super().dup()
         if self._pilot is not None:
@@ -128,6 +141,15 @@ class socket(_stdlib.socket):
         else:
             new.close()
         super().settimeout(timeout)  # O_NONBLOCK lives on the open file description: reapply
+        if self._pilot is not None:  # G5(c): options set on the old fd belong to the socket
+            for option, (value, optlen) in self._pilot.socket_options.items():
+                try:
+                    if optlen is None:
+                        super().setsockopt(_stdlib.SOL_SOCKET, option, value)
+                    else:
+                        super().setsockopt(_stdlib.SOL_SOCKET, option, value, optlen)
+                except OSError:
+                    pass
 
     @contextlib.contextmanager
     def _own_view(self) -> Iterator[_stdlib.socket]:
@@ -251,6 +273,7 @@ class socket(_stdlib.socket):
         conn_state.local, conn_state.local_port = state.local, int(event["local_port"])
         conn_state.peer, conn_state.peer_port = Addr(*event["peer"]), int(event["peer_port"])
         conn_state.bound = True
+        conn_state.conn_id = event.get("conn")
         if _stdlib.getdefaulttimeout() is None and self.gettimeout():
             conn.setblocking(True)
         return conn, (str(conn_state.peer), conn_state.peer_port)
@@ -299,6 +322,7 @@ class socket(_stdlib.socket):
         state.local = Addr(*reply["address"])
         state.local_port = int(reply["local_port"])
         state.peer, state.peer_port = Addr(*reply["peer"]), int(reply["peer_port"])
+        state.conn_id = reply.get("conn")
         if reply.get("pending"):
             self._start_pending_connect()
         # CPython connects a socket with a timeout in non-blocking mode and waits: Linux then
@@ -390,11 +414,25 @@ class socket(_stdlib.socket):
         if state is not None and level == _stdlib.IPPROTO_TCP:
             if state.kind != _stdlib.SOCK_STREAM:
                 raise OSError(_errno.ENOPROTOOPT, _os.strerror(_errno.ENOPROTOOPT))
-            state.tcp_options[option] = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+            number = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+            before = state.tcp_options.get(option, 0)
+            state.tcp_options[option] = number
+            if option == _stdlib.TCP_NODELAY and bool(number) != bool(before) and state.conn_id is not None:
+                self._tell_daemon({"op": "stream_option", "conn": state.conn_id, "nodelay": bool(number)})
             return
+        if state is not None and level == _stdlib.SOL_SOCKET:
+            state.socket_options[option] = (value, optlen)
         if optlen is None:
             return super().setsockopt(level, option, value)
         return super().setsockopt(level, option, value, optlen)
+
+    def _tell_daemon(self, message: dict[str, Any]) -> None:
+        """A change to a live stream (e.g. TCP_NODELAY after connect), on a fresh control
+        connection; a stream the daemon no longer knows needs no change."""
+        try:
+            request(message, timeout=_CONTROL_TIMEOUT)
+        except OSError:
+            pass
 
     def getsockopt(self, level: int, option: int, buflen: Any = None) -> Any:
         state = self._pilot
@@ -481,13 +519,19 @@ class socket(_stdlib.socket):
         state = self._pilot
         if state is None:
             return super().recvmsg_into(buffers, ancbufsize, flags)
-        if state.kind == _stdlib.SOCK_DGRAM:
-            raise os_error(_errno.EOPNOTSUPP)
+        buffers = [memoryview(b).cast("B") for b in buffers]
+        if state.kind == _stdlib.SOCK_DGRAM:  # scatter one datagram over the buffers
+            data, address = self.recvfrom(sum(len(b) for b in buffers), flags)
+            offset = 0
+            for view in buffers:
+                piece = data[offset:offset + len(view)]
+                view[:len(piece)] = piece
+                offset += len(piece)
+            return len(data), [], 0, address
         if state.peer is None or state.connecting:
             self._before_io(state, False)
-        buffers = list(buffers)
         count, ancillary, msg_flags, _ = super().recvmsg_into(buffers, ancbufsize, flags)
-        if not count and any(len(memoryview(b)) for b in buffers):
+        if not count and any(len(b) for b in buffers):
             self._end_of_stream(state)
         return count, ancillary, msg_flags, None
 
@@ -631,8 +675,9 @@ class socket(_stdlib.socket):
         if self._pilot is None:
             return super().__repr__()
         closed = getattr(self, "_closed", False)
-        parts = [f"<pilotsock.socket.socket fd={self.fileno()}", "family=AF_PILOT",
-                 f"type={_stdlib.SocketKind(self._pilot.kind).name}", "proto=0"]
+        head = "<pilotsock.socket.socket" + (" [closed]" if closed else "")
+        parts = [f"{head} fd={self.fileno()}", f"family={AF_PILOT}",
+                 f"type={_stdlib.SocketKind(self._pilot.kind)}", "proto=0"]
         if not closed and self.fileno() != -1:
             try:
                 parts.append(f"laddr={self.getsockname()}")
@@ -642,6 +687,6 @@ class socket(_stdlib.socket):
                 parts.append(f"raddr={self.getpeername()}")
             except OSError:
                 pass
-        return ("[closed] " if closed else "") + ", ".join(parts) + ">"
+        return ", ".join(parts) + ">"
 
 

@@ -240,7 +240,7 @@ class ControlConnection:
         handler = {
             "info": self._op_info, "bind": self._op_bind, "listen": self._op_listen,
             "connect": self._op_connect, "resolve_hostname": self._op_resolve_hostname,
-            "stats": self._op_stats,
+            "stats": self._op_stats, "stream_option": self._op_stream_option,
         }.get(op)  # type: ignore[arg-type]
         if handler is None:
             self.server.counters["local_api.bad_request"] += 1
@@ -253,6 +253,24 @@ class ControlConnection:
 
     def _op_stats(self, request: dict[str, Any]) -> None:
         self.send(ok_reply(**self.server._stats()))
+
+    def _op_stream_option(self, request: dict[str, Any]) -> None:
+        """Change a live stream by its id: TCP_NODELAY set after connect/accept, or an abort
+        (the application closes with SO_LINGER (1, 0))."""
+        conn_id = request.get("conn")
+        if not isinstance(conn_id, int) or isinstance(conn_id, bool):
+            raise ValueError("conn must be an integer")
+        endpoint = self.stack.stream_by_id(conn_id)
+        if endpoint is None:
+            self.send(error_reply(ErrorCode.NOT_CONNECTED))
+            return
+        if "nodelay" in request:
+            endpoint.conn.nodelay = bool(request["nodelay"])
+        if request.get("abort"):  # SO_LINGER (1, 0) on close: RST instead of FIN
+            endpoint.conn.abort(self.loop.time())
+        self.stack.mark_dirty(endpoint)  # Nagle may have held a small segment back
+        self.stack.request_flush()
+        self.send(ok_reply())
 
     def _op_resolve_hostname(self, request: dict[str, Any]) -> None:
         name = request.get("hostname")

@@ -283,6 +283,10 @@ class NodeStack:
         self._route(packet, now)
         self.request_flush()
 
+    def stream_by_id(self, conn_id: int) -> StreamEndpoint | None:
+        """The stream with this id (a linear scan: only option changes ask)."""
+        return next((endpoint for endpoint in self.streams.values() if endpoint.id == conn_id), None)
+
     def mark_dirty(self, endpoint: StreamEndpoint) -> None:
         self._dirty[endpoint] = None
 

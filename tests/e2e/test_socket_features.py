@@ -212,6 +212,21 @@ def test_sendall_and_recv_into_right_after_a_nonblocking_connect(node: DaemonPro
             assert client.recv_into(buffer, 2) == 2 and buffer[:2] == b"ok"
 
 
+def test_nodelay_reaches_the_daemons_stream(pair: tuple[psocket.socket, psocket.socket]) -> None:
+    from pilotsock.client.locator import request
+
+    client, conn = pair
+    ids = {client._pilot.conn_id, conn._pilot.conn_id}  # type: ignore[union-attr]
+    assert None not in ids and len(ids) == 2
+    for conn_id in ids:
+        assert request({"op": "stream_option", "conn": conn_id, "nodelay": True})["ok"]
+    missing = request({"op": "stream_option", "conn": 10**9, "nodelay": True})
+    assert not missing["ok"]
+    client.setsockopt(kernel.IPPROTO_TCP, kernel.TCP_NODELAY, 1)  # through the same op
+    client.sendall(b"small")
+    assert conn.recv(10) == b"small"
+
+
 # -- one thread, one selector, 200 connections ---------------------------------------------------
 
 def test_default_selector_drives_200_connections(node: DaemonProcess) -> None:

@@ -450,6 +450,25 @@ def sendto_on_connected_stream(env: Env) -> Any:
 
 
 @scenario
+def sendmsg_recvmsg_into_on_stream(env: Env) -> Any:
+    client, conn = env.pair()
+    sent = client.sendmsg([b"scatter ", memoryview(b"gather")])
+    first, second = bytearray(8), bytearray(16)
+    count = 0
+    while count < sent:
+        count += conn.recvmsg_into([memoryview(first)[count:] if count < 8 else memoryview(second)[count - 8:]])[0]
+    return sent, bytes(first), bytes(second[:6])
+
+
+@scenario
+def repr_shows_state(env: Env) -> Any:
+    client, _ = env.pair()
+    text = repr(client)
+    client.close()
+    return "laddr=" in text, "raddr=" in text, repr(client).startswith("<") and "[closed]" in repr(client)
+
+
+@scenario
 def makefile_lines_and_eof(env: Env) -> Any:
     client, conn = env.pair()
     with conn.makefile("wb") as out:
@@ -476,6 +495,27 @@ def peer_reset_recv_into(env: Env) -> Any:
     time.sleep(0.1)
     conn.close()
     return client.recv_into(bytearray(10))
+
+
+@scenario
+def peer_reset_by_linger_zero(env: Env) -> Any:
+    client, conn = env.pair()
+    conn.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.close()
+    return client.recv(10)
+
+
+@scenario
+def linger_zero_with_makefile_resets_on_last_close(env: Env) -> Any:
+    client, conn = env.pair()
+    conn.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    writer = conn.makefile("wb")
+    conn.close()  # the file still holds the socket open
+    writer.write(b"buffered")
+    writer.flush()
+    first = client.recv(100)
+    writer.close()
+    return first, client.recv(100)
 
 
 @scenario
@@ -736,6 +776,41 @@ def nodelay_before_connect(env: Env) -> Any:
 
 
 @scenario
+def options_set_before_connect_survive(env: Env) -> Any:
+    _, address = env.listener()
+    client = env.socket()
+    client.setsockopt(kernel.SOL_SOCKET, kernel.SO_KEEPALIVE, 1)
+    client.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x05\x00\x00\x00")
+    client.connect(address)
+    return (client.getsockopt(kernel.SOL_SOCKET, kernel.SO_KEEPALIVE),
+            client.getsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, 8))
+
+
+@scenario
+def reuseaddr_set_before_bind_survives(env: Env) -> Any:
+    server = env.socket()
+    server.setsockopt(kernel.SOL_SOCKET, kernel.SO_REUSEADDR, 1)
+    server.bind((env.wildcard, 0))
+    server.listen()
+    return server.getsockopt(kernel.SOL_SOCKET, kernel.SO_REUSEADDR)
+
+
+@scenario
+def nodelay_after_connect(env: Env) -> Any:
+    client, conn = env.pair()
+    client.setsockopt(kernel.IPPROTO_TCP, kernel.TCP_NODELAY, 1)
+    conn.setsockopt(kernel.IPPROTO_TCP, kernel.TCP_NODELAY, 1)
+    for _ in range(20):
+        client.send(b"s")
+    received = b""
+    while len(received) < 20:
+        received += conn.recv(20)
+    client.setsockopt(kernel.IPPROTO_TCP, kernel.TCP_NODELAY, 0)
+    return received, bool(client.getsockopt(kernel.IPPROTO_TCP, kernel.TCP_NODELAY)), bool(
+        conn.getsockopt(kernel.IPPROTO_TCP, kernel.TCP_NODELAY))
+
+
+@scenario
 def reuseaddr_roundtrip(env: Env) -> Any:
     sock = env.socket()
     sock.setsockopt(kernel.SOL_SOCKET, kernel.SO_REUSEADDR, 1)
@@ -836,6 +911,16 @@ def dgram_sendmsg_recvmsg(env: Env) -> Any:
     a.sendmsg([b"two ", b"parts"], [], 0, b_address)
     data, ancillary, _, _ = b.recvmsg(100)
     return data, ancillary
+
+
+@scenario
+def dgram_recvmsg_into_scatters(env: Env) -> Any:
+    a, _ = env.datagram()
+    b, b_address = env.datagram()
+    a.sendto(b"0123456789", b_address)
+    head, tail = bytearray(4), bytearray(10)
+    count = b.recvmsg_into([head, tail])[0]
+    return count, bytes(head), bytes(tail[:6])
 
 
 @scenario
