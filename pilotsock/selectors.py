@@ -9,7 +9,7 @@ select, ``DefaultSelector``) work unchanged: everything here is the stdlib's own
 from __future__ import annotations
 
 import selectors as _stdlib
-from selectors import *  # noqa: F403 - re-export every stdlib name as the same object
+from selectors import *  # re-export every stdlib name as the same object
 
 __implements__: list[str] = []
 __imports__ = [name for name in dir(_stdlib) if not name.startswith("_") and name.isidentifier()

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os as _os
 import socket as _stdlib
-from socket import *  # noqa: F403 - re-export every stdlib name as the same object
+from socket import *  # re-export every stdlib name as the same object
 from typing import Any
 
 from pilotsock.addresses import is_pilot_name, to_virtual
+from pilotsock.client import stdlib as std
 from pilotsock.client.names import AF_PILOT as AF_PILOT
 from pilotsock.client.names import getaddrinfo as getaddrinfo
 from pilotsock.client.names import getfqdn as getfqdn
@@ -23,7 +24,7 @@ from pilotsock.client.names import gethostbyname as gethostbyname
 from pilotsock.client.names import gethostbyname_ex as gethostbyname_ex
 from pilotsock.client.names import getnameinfo as getnameinfo
 from pilotsock.client.names import resolve_virtual as resolve_virtual
-from pilotsock.client.virtual_socket import MAX_DATAGRAM_PAYLOAD as MAX_DATAGRAM_PAYLOAD
+from pilotsock.client.socket_base import MAX_DATAGRAM_PAYLOAD as MAX_DATAGRAM_PAYLOAD
 from pilotsock.client.virtual_socket import socket as socket
 
 # The declared surface (gevent style), enforced by tests/e2e/test_socket_features.py:
@@ -44,7 +45,7 @@ def create_connection(  # type: ignore[no-redef]
     """Like ``socket.create_connection``, for virtual addresses too."""
     host, port = address
     if to_virtual(host) is None and not is_pilot_name(host):
-        return _stdlib.create_connection(address, timeout, source_address, **kwargs)
+        return std.create_connection(address, timeout, source_address, **kwargs)
     sock = socket(AF_PILOT, _stdlib.SOCK_STREAM)
     try:
         if timeout is not _stdlib._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
@@ -64,7 +65,7 @@ def create_server(  # type: ignore[no-redef]
     """Like ``socket.create_server``; an ``AF_PILOT`` family or a virtual host listens on Pilot."""
     host = address[0]
     if family != AF_PILOT and to_virtual(host) is None and not is_pilot_name(host):
-        return _stdlib.create_server(address, family=family, backlog=backlog, reuse_port=reuse_port,
+        return std.create_server(address, family=family, backlog=backlog, reuse_port=reuse_port,
                                      dualstack_ipv6=dualstack_ipv6)
     if dualstack_ipv6 or reuse_port:
         raise ValueError("dualstack_ipv6 and reuse_port are not supported on AF_PILOT")

@@ -13,9 +13,10 @@ while OpenSSL reads and writes the real fd. Kernel sockets get the stdlib's own 
 from __future__ import annotations
 
 import ssl as _stdlib
-from ssl import *  # noqa: F403 - re-export every stdlib name as the same object
+from ssl import *  # re-export every stdlib name as the same object
 from typing import Any
 
+from pilotsock.client.names import AF_PILOT as _AF_PILOT
 from pilotsock.client.virtual_socket import socket as _VirtualSocket
 
 __implements__ = ["SSLContext", "SSLSocket", "create_default_context"]
@@ -26,14 +27,23 @@ __all__ = [*__implements__, *__imports__]
 
 
 class SSLSocket(_stdlib.SSLSocket, _VirtualSocket):  # type: ignore[misc,no-redef]
-    """TLS over a virtual stream; for any other socket, ``_create`` returns a stdlib SSLSocket."""
+    """TLS over a pilotsock socket (virtual, or kernel-born and possibly switching on connect);
+    for a socket of any other class, ``_create`` returns a stdlib SSLSocket."""
 
     @classmethod
     def _create(cls, sock: Any, *args: Any, **kwargs: Any) -> Any:
-        state = getattr(sock, "_pilot", None)
-        if state is None:
+        if not isinstance(sock, _VirtualSocket):
             return _stdlib.SSLSocket._create(sock, *args, **kwargs)  # type: ignore[attr-defined]
-        ssl_sock = super()._create(sock, *args, **kwargs)  # type: ignore[misc]
+        state = sock._pilot
+        if state is None:  # a kernel socket of pilotsock's class: it may still turn virtual (G5)
+            return super()._create(sock, *args, **kwargs)  # type: ignore[misc]
+        # Built from sock.family: a socket born AF_INET and switched (G5) must still be built
+        # as a virtual one, and the TLS object then reports the family its socket reported.
+        born, state.born_family = state.born_family, _AF_PILOT
+        try:
+            ssl_sock = super()._create(sock, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            state.born_family = born
         ssl_sock._pilot = state.copy()  # options, bind/listen state: more than the fd's label tells
         return ssl_sock
 

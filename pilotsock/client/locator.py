@@ -90,6 +90,7 @@ def start_daemon(home: Path, *, timeout: float = START_TIMEOUT_SECONDS) -> None:
             process = subprocess.Popen(
                 [sys.executable, "-m", "pilotsock.daemon", "--home", str(home), "--detach"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True, start_new_session=True,
+                env={name: value for name, value in os.environ.items() if name != "PILOTSOCK_PATCH"},
             )
         try:
             code = process.wait(timeout=timeout)

@@ -12,6 +12,7 @@ import socket as _stdlib
 from typing import Any
 
 from pilotsock.addresses import Addr, is_pilot_name, to_virtual
+from pilotsock.client import stdlib as std
 from pilotsock.client.locator import request
 
 AF_PILOT = 80  # unused by Linux AF_* values (AF_MAX is 46); socket-design.md §1
@@ -50,7 +51,7 @@ def _kernel_ports(port: Any, type: int, proto: int, flags: int) -> list[tuple[in
     """(type, proto, port) as the C resolver parses ``port`` for these hints: service names,
     numeric strings, wrapping of large integers and every error stay exactly the stdlib's."""
     flags &= ~(_stdlib.AI_CANONNAME | _stdlib.AI_PASSIVE)
-    found = _stdlib.getaddrinfo("127.0.0.1", port, _stdlib.AF_INET, type, proto, flags | _stdlib.AI_NUMERICHOST)
+    found = std.getaddrinfo("127.0.0.1", port, _stdlib.AF_INET, type, proto, flags | _stdlib.AI_NUMERICHOST)
     return [(int(kind), number, int(address[1])) for _, kind, number, _, address in found
             if kind in (_stdlib.SOCK_STREAM, _stdlib.SOCK_DGRAM)]
 
@@ -62,7 +63,7 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
     host goes to the stdlib unchanged."""
     text = _virtual_host(host)
     if text is None or family not in (_stdlib.AF_UNSPEC, _stdlib.AF_INET, _stdlib.AF_INET6, AF_PILOT):
-        return _stdlib.getaddrinfo(host, port, family, type, proto, flags)
+        return std.getaddrinfo(host, port, family, type, proto, flags)
     ports = _kernel_ports(port, type, proto, flags)
     canonical = str(resolve_virtual(text))
     canonname = text if flags & _stdlib.AI_CANONNAME else ""
@@ -72,13 +73,13 @@ def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int
 
 def gethostbyname(hostname: str) -> str:
     text = _virtual_host(hostname)
-    return str(resolve_virtual(text)) if text is not None else _stdlib.gethostbyname(hostname)
+    return str(resolve_virtual(text)) if text is not None else std.gethostbyname(hostname)
 
 
 def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
     text = _virtual_host(hostname)
     if text is None:
-        return _stdlib.gethostbyname_ex(hostname)
+        return std.gethostbyname_ex(hostname)
     return text, [], [str(resolve_virtual(text))]
 
 
@@ -86,7 +87,7 @@ def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
     """A virtual address's name is its URL-safe alias, which resolves back to it."""
     text = _virtual_host(ip_address)
     if text is None:
-        return _stdlib.gethostbyaddr(ip_address)
+        return std.gethostbyaddr(ip_address)
     address = resolve_virtual(text)
     return address.alias(), [], [str(address)]
 
@@ -95,14 +96,14 @@ def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
     host = sockaddr[0] if isinstance(sockaddr, tuple) and sockaddr else None
     text = _virtual_host(host)
     if text is None:
-        return _stdlib.getnameinfo(sockaddr, flags)
+        return std.getnameinfo(sockaddr, flags)
     if len(sockaddr) != 2:
         raise TypeError("getnameinfo() argument 1 must be a tuple")
-    service = _stdlib.getnameinfo(("127.0.0.1", sockaddr[1]), flags | _stdlib.NI_NUMERICHOST)[1]
+    service = std.getnameinfo(("127.0.0.1", sockaddr[1]), flags | _stdlib.NI_NUMERICHOST)[1]
     address = resolve_virtual(text)
     return (str(address) if flags & _stdlib.NI_NUMERICHOST else address.alias()), service
 
 
 def getfqdn(name: str = "") -> str:
     text = _virtual_host(name)
-    return resolve_virtual(text).alias() if text is not None else _stdlib.getfqdn(name)
+    return resolve_virtual(text).alias() if text is not None else std.getfqdn(name)

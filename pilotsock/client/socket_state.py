@@ -13,6 +13,7 @@ import socket as _stdlib
 from typing import Any
 
 from pilotsock.addresses import Addr
+from pilotsock.client.stdlib import StdSocket
 from pilotsock.errors import ErrorCode, make_error
 
 
@@ -20,6 +21,7 @@ class PilotState:
     """Python-side state of a virtual socket."""
 
     __slots__ = (
+        "born_family",
         "bound",
         "conn_id",
         "connecting",
@@ -39,6 +41,7 @@ class PilotState:
 
     def __init__(self, kind: int) -> None:
         self.kind = kind  # SOCK_STREAM or SOCK_DGRAM
+        self.born_family = 80  # AF_PILOT, or AF_INET/AF_INET6 for a switched socket (G10)
         self.local: Addr | None = None
         self.local_port = 0
         self.peer: Addr | None = None
@@ -110,4 +113,4 @@ class RawFrames:
         self.sock = sock
 
     def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0) -> tuple[bytes, list[Any], int, Any]:
-        return _stdlib.socket.recvmsg(self.sock, bufsize, ancbufsize, flags)
+        return StdSocket.recvmsg(self.sock, bufsize, ancbufsize, flags)

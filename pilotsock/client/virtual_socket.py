@@ -13,18 +13,20 @@ returns an address. Sockets of other families are left completely to the stdlib 
 
 from __future__ import annotations
 
-import contextlib
 import errno as _errno
 import os as _os
-import select as _select
 import socket as _stdlib
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 from pilotsock.addresses import ZERO, Addr
-from pilotsock.client.locator import exchange, open_control, recv_frame, request
+from pilotsock.client.locator import exchange, open_control, recv_frame
 from pilotsock.client.names import AF_PILOT, resolve_virtual
+from pilotsock.client.socket_base import (
+    CONTROL_TIMEOUT,
+    TYPE_MASK,
+    SocketBase,
+)
 from pilotsock.client.socket_state import (
     PilotState,
     RawFrames,
@@ -34,21 +36,17 @@ from pilotsock.client.socket_state import (
     raise_for,
     split_address,
 )
-from pilotsock.errors import ErrorCode, MalformedFrame, make_error
-from pilotsock.wire.local_api import CONNECT_GUARD_BYTES
+from pilotsock.client.stdlib import StdSocket
 
-MAX_DATAGRAM_PAYLOAD = 65437
-_DATAGRAM_PREFIX_BYTES = 8  # [u16 network][u32 node][u16 port]
-_TYPE_MASK = ~(getattr(_stdlib, "SOCK_NONBLOCK", 0) | getattr(_stdlib, "SOCK_CLOEXEC", 0))
 _LABEL_PREFIX = b"\0pilotsock|"
-_CONTROL_TIMEOUT = 10.0
 _LINGER = struct.Struct("ii")
 
 
-class socket(_stdlib.socket):
-    """``socket.socket`` with ``AF_PILOT`` support; other families behave exactly as the stdlib."""
+class socket(SocketBase):
+    """``socket.socket`` with ``AF_PILOT`` support; other families behave exactly as the stdlib,
+    except that a kernel-born socket binding or connecting to a virtual address turns virtual."""
 
-    __slots__ = ("_pilot",)
+    __slots__ = ()
 
     def __init__(self, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> None:
         if family != AF_PILOT:
@@ -57,10 +55,10 @@ class socket(_stdlib.socket):
             if family == -1 and fileno is not None and super().family == _stdlib.AF_UNIX:
                 self._adopt_if_labelled()
             return
-        kind = (type if type != -1 else _stdlib.SOCK_STREAM) & _TYPE_MASK
+        kind = (type if type != -1 else _stdlib.SOCK_STREAM) & TYPE_MASK
         if kind not in (_stdlib.SOCK_STREAM, _stdlib.SOCK_DGRAM):
             raise OSError(_errno.EPROTONOSUPPORT, _os.strerror(_errno.EPROTONOSUPPORT))
-        flags = (type if type != -1 else 0) & ~_TYPE_MASK
+        flags = (type if type != -1 else 0) & ~TYPE_MASK
         unix_type = (_stdlib.SOCK_STREAM if kind == _stdlib.SOCK_STREAM else _stdlib.SOCK_SEQPACKET) | flags
         self._pilot = PilotState(kind)
         if fileno is None:
@@ -74,7 +72,7 @@ class socket(_stdlib.socket):
     @property
     def family(self) -> int:  # type: ignore[override]
         if self._pilot is not None:
-            return AF_PILOT
+            return self._pilot.born_family
         return super().family
 
     @property
@@ -86,7 +84,7 @@ class socket(_stdlib.socket):
     def _adopt_if_labelled(self) -> None:
         """``socket(fileno=fd)`` on a virtual stream's fd becomes AF_PILOT again (G11)."""
         try:
-            name = _stdlib.socket.getpeername(self)
+            name = StdSocket.getpeername(self)
         except OSError:
             return
         if isinstance(name, bytes) and name.startswith(_LABEL_PREFIX):
@@ -98,7 +96,7 @@ class socket(_stdlib.socket):
         state = self._pilot
         assert state is not None
         try:
-            name = _stdlib.socket.getpeername(self)
+            name = StdSocket.getpeername(self)
         except OSError:
             return
         if isinstance(name, bytes) and name.startswith(_LABEL_PREFIX):
@@ -129,51 +127,6 @@ class socket(_stdlib.socket):
             twin._pilot = self._pilot.copy()
         return twin
 
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def _become(self, new: _stdlib.socket | int) -> None:
-        """Make our fd number refer to ``new`` (a socket or fd), keeping timeout/blocking mode."""
-        fd = new if isinstance(new, int) else new.fileno()
-        timeout = self.gettimeout()
-        _os.dup2(fd, self.fileno(), inheritable=self.get_inheritable())
-        if isinstance(new, int):
-            _os.close(new)
-        else:
-            new.close()
-        super().settimeout(timeout)  # O_NONBLOCK lives on the open file description: reapply
-        if self._pilot is not None:  # G5(c): options set on the old fd belong to the socket
-            for option, (value, optlen) in self._pilot.socket_options.items():
-                try:
-                    if optlen is None:
-                        super().setsockopt(_stdlib.SOL_SOCKET, option, value)
-                    else:
-                        super().setsockopt(_stdlib.SOL_SOCKET, option, value, optlen)
-                except OSError:
-                    pass
-
-    @contextlib.contextmanager
-    def _own_view(self) -> Iterator[_stdlib.socket]:
-        """A plain AF_UNIX socket object on a dup of our fd, for blocking frame I/O with its own
-        timeout; O_NONBLOCK is shared with the dup, so our timeout is re-applied afterwards."""
-        own_timeout = self.gettimeout()
-        view = _stdlib.socket(_stdlib.AF_UNIX, _stdlib.SOCK_STREAM, 0, _os.dup(self.fileno()))
-        try:
-            yield view
-        finally:
-            view.close()
-            super().settimeout(own_timeout)
-
-    def _control_on_self(self, message: dict[str, Any], timeout: float | None) -> tuple[dict[str, Any], list[int]]:
-        """Exchange on our own fd (which is a control connection), preserving our timeout."""
-        with self._own_view() as view:
-            return exchange(view, message, timeout)
-
-    def _check_open(self) -> PilotState:
-        if self.fileno() == -1:
-            raise bad_fd()
-        assert self._pilot is not None
-        return self._pilot
-
     # -- addresses --------------------------------------------------------------------------
 
     def getsockname(self) -> Any:
@@ -198,18 +151,20 @@ class socket(_stdlib.socket):
     def bind(self, address: Any) -> None:
         state = self._pilot
         if state is None:
-            return super().bind(address)
+            if not self._turns_virtual(address):
+                return super().bind(address)
+            state, address = self._switch_to_virtual(), address[:2]
         self._check_open()
         host, port = split_address(address, "bind")
         if state.bound or state.peer is not None:
             raise OSError(_errno.EINVAL, _os.strerror(_errno.EINVAL))
         wanted = None if host in ("", None) else resolve_virtual(host)
-        control = open_control(timeout=_CONTROL_TIMEOUT)
+        control = open_control(timeout=CONTROL_TIMEOUT)
         try:
             kind = "dgram" if state.kind == _stdlib.SOCK_DGRAM else "stream"
             reuse = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
             reply, fds = exchange(control, {"op": "bind", "type": kind, "port": port, "reuse": reuse},
-                                   _CONTROL_TIMEOUT)
+                                   CONTROL_TIMEOUT)
             raise_for(reply, fds)
             own = Addr(*reply["address"])
             if wanted is not None and not wanted.is_zero and wanted != own:
@@ -241,7 +196,7 @@ class socket(_stdlib.socket):
         request: dict[str, Any] = {"op": "listen"}
         if backlog >= 0:
             request["backlog"] = backlog
-        reply, fds = self._control_on_self(request, _CONTROL_TIMEOUT)
+        reply, fds = self._control_on_self(request, CONTROL_TIMEOUT)
         raise_for(reply, fds)
         state.listening = True
 
@@ -282,7 +237,10 @@ class socket(_stdlib.socket):
 
     def connect(self, address: Any) -> None:
         if self._pilot is None:
-            return super().connect(address)
+            if not self._turns_virtual(address):
+                return super().connect(address)
+            self._switch_to_virtual()
+            address = address[:2]
         self._connect(address)
 
     def _connect(self, address: Any) -> None:
@@ -308,11 +266,11 @@ class socket(_stdlib.socket):
                    "nodelay": bool(state.tcp_options.get(_stdlib.TCP_NODELAY, 0))}
         if not state.bound:
             request["reuse"] = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
-            self._become(open_control(timeout=_CONTROL_TIMEOUT))
+            self._become(open_control(timeout=CONTROL_TIMEOUT))
         timeout = self.gettimeout()
         if timeout == 0.0:
             request["nonblocking"] = True
-            timeout = _CONTROL_TIMEOUT  # only the local exchange; the handshake goes on after it
+            timeout = CONTROL_TIMEOUT  # only the local exchange; the handshake goes on after it
         reply, fds = self._control_on_self(request, timeout)
         raise_for(reply, fds)
         self._become(fds[0])
@@ -329,74 +287,12 @@ class socket(_stdlib.socket):
         # answers the next connect() with success, whatever the address, and only later EISCONN.
         state.unreported = timeout is not None
 
-    def _start_pending_connect(self) -> None:
-        """G6: a minimal send buffer plus a guard the daemon consumes only when the handshake
-        succeeds, so the fd turns writable exactly when the connection is established (or has
-        failed); then ``SO_ERROR`` tells which, as for TCP."""
-        state = self._pilot
-        assert state is not None
-        state.connecting = state.unreported = True
-        state.saved_sndbuf = super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF)
-        super().setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF, 1)  # the kernel's minimum
-        try:
-            sent = super().send(bytes(CONNECT_GUARD_BYTES))
-        except OSError:
-            # The daemon closed its end before the guard arrived: the dial failed at once (or
-            # the connection died right after it opened). The kernel then reports no error in
-            # SO_ERROR, so do not wait for it: fail now, as a kernel connect may too.
-            number = self._connect_failed()
-            raise OSError(number, _os.strerror(number)) from None
-        if sent != CONNECT_GUARD_BYTES:
-            raise OSError(_errno.ENOBUFS, _os.strerror(_errno.ENOBUFS))
-        raise BlockingIOError(_errno.EINPROGRESS, _os.strerror(_errno.EINPROGRESS))
-
-    def _connect_outcome(self) -> int | None:
-        """None while a non-blocking connect is in progress, else its errno (0 = connected)."""
-        state = self._pilot
-        assert state is not None
-        if not state.connecting:
-            return 0
-        poller = _select.poll()
-        poller.register(self.fileno(), _select.POLLOUT)
-        if not poller.poll(0):
-            return None
-        state.connecting = False
-        if super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_ERROR) == 0:
-            super().setsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_SNDBUF, max(state.saved_sndbuf // 2, 1))
-            return 0
-        return self._connect_failed()
-
-    def _connect_failed(self) -> int:
-        """The errno of a failed non-blocking connect, from the daemon's error frame."""
-        state = self._pilot
-        assert state is not None
-        state.connecting = False
-        number = _errno.ECONNRESET
-        with self._own_view() as view:  # the daemon's error frame, written before it closed
-            view.settimeout(1.0)
-            try:
-                reply, fds = recv_frame(view)
-                for fd in fds:
-                    _os.close(fd)
-                number = make_error(int(reply.get("code", ErrorCode.RESET))).errno or number
-            except (OSError, MalformedFrame):
-                pass
-        state.peer, state.peer_port = None, 0
-        state.bound = False  # a new connect() starts over on a fresh control connection
-        return number
-
-    def _settle(self) -> None:
-        """Before I/O on a socket whose non-blocking connect may still run: EAGAIN while it
-        does, its error if it failed (like TCP's pending error)."""
-        outcome = self._connect_outcome()
-        if outcome is None:
-            raise BlockingIOError(_errno.EAGAIN, _os.strerror(_errno.EAGAIN))
-        if outcome:
-            raise OSError(outcome, _os.strerror(outcome))
-
     def connect_ex(self, address: Any) -> int:
         if self._pilot is None:
-            return super().connect_ex(address)
+            if not self._turns_virtual(address):
+                return super().connect_ex(address)
+            self._switch_to_virtual()
+            address = address[:2]
         try:
             self._connect(address)
         except TimeoutError as exc:
@@ -425,14 +321,6 @@ class socket(_stdlib.socket):
         if optlen is None:
             return super().setsockopt(level, option, value)
         return super().setsockopt(level, option, value, optlen)
-
-    def _tell_daemon(self, message: dict[str, Any]) -> None:
-        """A change to a live stream (e.g. TCP_NODELAY after connect), on a fresh control
-        connection; a stream the daemon no longer knows needs no change."""
-        try:
-            request(message, timeout=_CONTROL_TIMEOUT)
-        except OSError:
-            pass
 
     def getsockopt(self, level: int, option: int, buflen: Any = None) -> Any:
         state = self._pilot
@@ -597,7 +485,9 @@ class socket(_stdlib.socket):
     def sendto(self, data: Any, *args: Any) -> int:
         state = self._pilot
         if state is None:
-            return super().sendto(data, *args)
+            if not (args and self._turns_virtual(args[-1]) and super().type == _stdlib.SOCK_DGRAM):
+                return super().sendto(data, *args)
+            state, args = self._switch_to_virtual(), (*args[:-1], args[-1][:2])
         if len(args) not in (1, 2):
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
         flags = args[0] if len(args) == 2 else 0
@@ -634,42 +524,6 @@ class socket(_stdlib.socket):
         return super().shutdown(how)
 
     # -- datagrams (AF_PILOT, SOCK_DGRAM) ---------------------------------------------------
-
-    def _datagram_peer(self, state: PilotState) -> tuple[Addr, int]:
-        if state.peer is None:
-            self._check_open()
-            raise os_error(_errno.EDESTADDRREQ)
-        return state.peer, state.peer_port
-
-    def _send_datagram(self, data: Any, remote: Addr, port: int) -> int:
-        state = self._pilot
-        assert state is not None
-        payload = memoryview(data).cast("B")
-        if len(payload) > MAX_DATAGRAM_PAYLOAD:
-            raise os_error(_errno.EMSGSIZE)
-        if not state.bound:
-            self.bind(("", 0))
-        header = remote.network.to_bytes(2, "big") + remote.node.to_bytes(4, "big") + port.to_bytes(2, "big")
-        super().send(header + bytes(payload))
-        return len(payload)
-
-    def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
-        state = self._check_open()
-        if bufsize < 0:
-            raise ValueError("negative buffersize in recvfrom")
-        if not state.bound:
-            self.bind(("", 0))  # like UDP: an unbound socket just receives nothing (yet)
-        while True:
-            message = super().recv(bufsize + _DATAGRAM_PREFIX_BYTES, flags)
-            if len(message) < _DATAGRAM_PREFIX_BYTES:
-                if not message:
-                    raise OSError(_errno.ECONNRESET, "pilotsock daemon closed the datagram channel")
-                continue
-            source = Addr(int.from_bytes(message[0:2], "big"), int.from_bytes(message[2:6], "big"))
-            source_port = int.from_bytes(message[6:8], "big")
-            if state.peer is not None and (source != state.peer or source_port != state.peer_port):
-                continue  # a connected datagram socket only sees its peer, like UDP
-            return message[_DATAGRAM_PREFIX_BYTES:], (str(source), source_port)
 
     def __repr__(self) -> str:
         if self._pilot is None:

@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Patches this Python process with pilotsock when ``PILOTSOCK_PATCH=1`` (the directory is put on
+``PYTHONPATH`` by ``python -m pilotsock.patch``), then runs the ``sitecustomize`` this one hides."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+
+def _chain() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    others = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", others)
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+if os.environ.get("PILOTSOCK_PATCH") == "1":
+    import pilotsock.patch
+
+    pilotsock.patch.patch_all()
+_chain()
