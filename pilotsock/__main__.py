@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``python -m pilotsock info [--json]``: this node's address, node ID, hostname and registry.
+"""``python -m pilotsock info|bench|gateway|expose``: node identity, benchmarks, TCP bridges.
+
+``info [--json]``: this node's address, node ID, hostname and registry.
+``gateway --listen HOST:PORT --to ADDR:PORT``: local TCP -> Pilot; ``expose --port N --to
+HOST:PORT``: Pilot -> local TCP (:mod:`pilotsock.gateway`).
 
 Starts the per-user daemon if none runs for the home (``PILOTSOCK_HOME``).
 """
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -64,6 +69,28 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from pilotsock import gateway
+
+    listen = gateway.split_host_port(args.listen)
+    target = gateway.split_host_port(args.to)
+    return gateway.run(lambda: gateway.start_gateway(listen, target, connect_timeout=args.connect_timeout),
+                       lambda server: f"gateway: tcp {_bound(server)} -> pilot {target[0]}:{target[1]} (Ctrl-C stops)")
+
+
+def _expose(args: argparse.Namespace) -> int:
+    from pilotsock import gateway
+
+    target = gateway.split_host_port(args.to)
+    return gateway.run(lambda: gateway.start_expose(args.port, target, connect_timeout=args.connect_timeout),
+                       lambda server: f"expose: pilot {_bound(server)} -> tcp {target[0]}:{target[1]} (Ctrl-C stops)")
+
+
+def _bound(server: Any) -> str:
+    host, port = server.sockets[0].getsockname()[:2]
+    return f"{host}:{port}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pilotsock")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--send-buffer-bytes", type=int, default=None)
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=_bench)
+    gateway = commands.add_parser("gateway", help="local TCP port -> a Pilot address:port (for curl, browsers)")
+    gateway.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                         help="local TCP address to listen on (default 127.0.0.1:8080)")
+    gateway.add_argument("--to", required=True, metavar="ADDR:PORT", help="Pilot address (or NAME.pilot) and port")
+    gateway.add_argument("--connect-timeout", type=float, default=10.0)
+    gateway.set_defaults(run=_gateway)
+    expose = commands.add_parser("expose", help="a Pilot port of this node -> a local TCP service")
+    expose.add_argument("--port", type=int, required=True, help="Pilot port to listen on")
+    expose.add_argument("--to", required=True, metavar="HOST:PORT", help="local TCP service (e.g. 127.0.0.1:5432)")
+    expose.add_argument("--connect-timeout", type=float, default=10.0)
+    expose.set_defaults(run=_expose)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """``python -m pilotsock.http --port N --directory DIR [--bind ADDR]``: serve files over Pilot,
-like ``python -m http.server`` but on a Pilot port of this node."""
+like ``python -m http.server`` but on a Pilot port of this node; ``python -m pilotsock.http get URL
+[-o FILE]`` fetches one (see :mod:`pilotsock.http.fetch`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["get"]:
+        from pilotsock.http.fetch import main as fetch_main
+
+        return fetch_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m pilotsock.http",
+                                     epilog="python -m pilotsock.http get URL [-o FILE] fetches a URL.",
                                      description="Serve a directory over HTTP on a Pilot port of this node.")
     parser.add_argument("--port", type=int, default=8000, help="Pilot port (default 8000)")
     parser.add_argument("--directory", "-d", default=os.getcwd(), help="directory to serve (default: current)")
