@@ -58,17 +58,27 @@ def _kernel_ports(port: Any, type: int, proto: int, flags: int) -> list[tuple[in
 
 def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
                 flags: int = 0) -> list[tuple[Any, Any, int, str, Any]]:
-    """``socket.getaddrinfo`` that answers virtual names with ``AF_PILOT`` entries whatever
-    the family hint (callers pass AF_UNSPEC, AF_INET or AF_INET6 for any host name); every other
-    host goes to the stdlib unchanged."""
+    """``socket.getaddrinfo`` that answers virtual names itself; every other host goes to the
+    stdlib unchanged.
+
+    A virtual name yields ``AF_PILOT`` entries when the caller asks for ``AF_PILOT``, and
+    otherwise entries of the family asked for (``AF_INET`` for AF_UNSPEC) holding the canonical
+    virtual address: libraries check the families they get (aiohttp asserts AF_INET/AF_INET6),
+    and the kernel socket they then create turns virtual when it connects or binds (G5).
+    """
     text = _virtual_host(host)
     if text is None or family not in (_stdlib.AF_UNSPEC, _stdlib.AF_INET, _stdlib.AF_INET6, AF_PILOT):
         return std.getaddrinfo(host, port, family, type, proto, flags)
     ports = _kernel_ports(port, type, proto, flags)
     canonical = str(resolve_virtual(text))
     canonname = text if flags & _stdlib.AI_CANONNAME else ""
-    return [(AF_PILOT, _stdlib.SocketKind(kind), 0, canonname if i == 0 else "", (canonical, number))
-            for i, (kind, _, number) in enumerate(ports)]
+    reported: Any = AF_PILOT if family == AF_PILOT else _stdlib.AddressFamily(family or _stdlib.AF_INET)
+    entries = []
+    for index, (kind, number, service) in enumerate(ports):
+        address = (canonical, service, 0, 0) if reported == _stdlib.AF_INET6 else (canonical, service)
+        entries.append((reported, _stdlib.SocketKind(kind), number if reported != AF_PILOT else 0,
+                        canonname if index == 0 else "", address))
+    return entries
 
 
 def gethostbyname(hostname: str) -> str:

@@ -10,6 +10,7 @@ downloads when stderr is a terminal (or with ``--progress``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import sys
 import time
@@ -121,18 +122,15 @@ def main(argv: list[str]) -> int:
     shown.add_argument("-q", "--quiet", action="store_true", help="never draw it")
     args = parser.parse_args(argv)
     draw = not args.quiet and (args.progress or (args.output is not None and sys.stderr.isatty()))
-    out: Any = open(args.output, "wb") if args.output else sys.stdout.buffer
-    try:
-        status, _ = fetch(args.url, out, timeout=args.timeout, cafile=args.cafile,
-                          progress=sys.stderr if draw else None)
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        print(f"pilotsock.http get: {args.url}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.output:
-            out.close()
-        else:
-            out.flush()
+    target: Any = open(args.output, "wb") if args.output else contextlib.nullcontext(sys.stdout.buffer)  # noqa: SIM115
+    with target as out:
+        try:
+            status, _ = fetch(args.url, out, timeout=args.timeout, cafile=args.cafile,
+                              progress=sys.stderr if draw else None)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            print(f"pilotsock.http get: {args.url}: {exc}", file=sys.stderr)
+            return 1
+        out.flush()
     if status >= 400:
         print(f"pilotsock.http get: {args.url}: HTTP {status}", file=sys.stderr)
         return 22  # like curl --fail

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,15 +49,23 @@ def file_server(daemons: DaemonFactory, tmp_path: Path) -> Iterator[tuple[Daemon
     root.mkdir()
     (root / "hello.txt").write_text("hello through the gateway\n")
     (root / "blob.bin").write_bytes(os.urandom(8 * 1024 * 1024))
+    deadline = time.monotonic() + 20  # the hostname is known once the registry has answered
+    while '"hostname": "files"' not in subprocess.run([sys.executable, "-m", "pilotsock", "info", "--json"],
+                                                      env=server_node.env, capture_output=True, text=True, check=False).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     server, banner = _start(server_node, "pilotsock.http", "--port", "8000", "--directory", str(root))
+    assert server.stdout is not None
+    assert server.stdout.readline() == "Also reachable as http://files.pilot:8000/\n"
     assert banner.startswith("Serving HTTP on"), banner
     yield client, server_node, root
-    _stop(server)
+    output = _stop(server)
+    assert server.returncode == 0 and "Keyboard interrupt received, exiting." in output  # a clean Ctrl-C
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl (Debian package) is not installed")
 def test_curl_through_the_gateway(file_server: tuple[DaemonProcess, DaemonProcess, Path]) -> None:
-    client, server_node, root = file_server
+    client, _, root = file_server
     gateway, banner = _start(client, "pilotsock", "gateway", "--listen", "127.0.0.1:0", "--to", "files.pilot:8000")
     try:
         assert banner.startswith("gateway: tcp 127.0.0.1:"), banner
@@ -136,16 +145,16 @@ def test_http_get_from_the_shell(file_server: tuple[DaemonProcess, DaemonProcess
     target = tmp_path / "download.bin"
     result = subprocess.run([sys.executable, "-m", "pilotsock.http", "get", f"http://{server_node.alias}:8000/blob.bin",
                              "-o", str(target), "--progress"], env=client.env, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert target.read_bytes() == (root / "blob.bin").read_bytes()
     assert "100.0%" in result.stderr and "MB/s" in result.stderr
     text = subprocess.run([sys.executable, "-m", "pilotsock.http", "get", "http://files.pilot:8000/hello.txt"],
-                          env=client.env, capture_output=True, timeout=60)
+                          env=client.env, capture_output=True, timeout=60, check=False)
     assert text.returncode == 0 and text.stdout == b"hello through the gateway\n"
     missing = subprocess.run([sys.executable, "-m", "pilotsock.http", "get", "http://files.pilot:8000/nope"],
-                             env=client.env, capture_output=True, text=True, timeout=60)
+                             env=client.env, capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 22 and "HTTP 404" in missing.stderr
     unknown = subprocess.run([sys.executable, "-m", "pilotsock.http", "get", "http://nobody.pilot/"],
-                             env=client.env, capture_output=True, text=True, timeout=60)
+                             env=client.env, capture_output=True, text=True, timeout=60, check=False)
     assert unknown.returncode == 1 and "nobody.pilot" in unknown.stderr

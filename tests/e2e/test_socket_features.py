@@ -4,6 +4,7 @@ through a real daemon."""
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import hashlib
@@ -47,12 +48,29 @@ def pair(node: DaemonProcess) -> Iterator[tuple[psocket.socket, psocket.socket]]
 def test_getaddrinfo_answers_every_spelling_of_a_node(node: DaemonProcess) -> None:
     canonical = node.address
     for host in (canonical, node.alias, node.alias.upper(), "solo.pilot", "SOLO.PILOT."):
-        for family in (0, kernel.AF_INET, kernel.AF_INET6, psocket.AF_PILOT):
-            entries = psocket.getaddrinfo(host, 80, family, kernel.SOCK_STREAM)
-            assert entries == [(psocket.AF_PILOT, kernel.SOCK_STREAM, 0, "", (canonical, 80))], (host, family)
+        assert psocket.getaddrinfo(host, 80, psocket.AF_PILOT, kernel.SOCK_STREAM) == [
+            (psocket.AF_PILOT, kernel.SOCK_STREAM, 0, "", (canonical, 80))], host
+        # Other hints get their own family (libraries check it) with the virtual address inside.
+        assert psocket.getaddrinfo(host, 80, 0, kernel.SOCK_STREAM) == psocket.getaddrinfo(
+            host, 80, kernel.AF_INET, kernel.SOCK_STREAM) == [
+            (kernel.AF_INET, kernel.SOCK_STREAM, kernel.IPPROTO_TCP, "", (canonical, 80))], host
+        assert psocket.getaddrinfo(host, 80, kernel.AF_INET6, kernel.SOCK_STREAM)[0][4] == (canonical, 80, 0, 0)
     both = psocket.getaddrinfo(node.alias, "80")
     assert {entry[1] for entry in both} == {kernel.SOCK_STREAM, kernel.SOCK_DGRAM}
     assert all(entry[4] == (canonical, 80) for entry in both)
+    # What a library does with an entry: a socket of that family, connected to that address.
+    family, kind, proto, _, address = psocket.getaddrinfo("solo.pilot", 7101, type=kernel.SOCK_STREAM)[0]
+    with psocket.create_server(("", 7101), family=psocket.AF_PILOT) as server, \
+            psocket.socket(family, kind, proto) as sock:
+        sock.settimeout(5)
+        sock.connect(address)
+        conn, _ = server.accept()
+        with conn:
+            assert sock.family == kernel.AF_INET and sock.getpeername() == (canonical, 7101)
+            # G5(b): the C object was re-initialised as AF_UNIX (CPython detail, checked per version).
+            assert _socket.socket.getpeername(sock).startswith(b"\0pilotsock|")
+            sock.sendall(b"switched")
+            assert conn.recv(10) == b"switched"
     named = psocket.getaddrinfo("solo.pilot", 8080, flags=kernel.AI_CANONNAME, type=kernel.SOCK_STREAM)
     assert named[0][3] == "solo.pilot"
     assert psocket.gethostbyname("solo.pilot") == canonical
