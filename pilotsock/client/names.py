@@ -13,7 +13,7 @@ from typing import Any
 
 from pilotsock.addresses import Addr, is_pilot_name, to_virtual
 from pilotsock.client import stdlib as std
-from pilotsock.client.locator import request
+from pilotsock.client.locator import request, resolve_home
 
 AF_PILOT = 80  # unused by Linux AF_* values (AF_MAX is 46); socket-design.md §1
 
@@ -33,6 +33,21 @@ def resolve_virtual(host: object) -> Addr:
             network, node = reply["address"]
             return Addr(network, node)
     raise _stdlib.gaierror(_stdlib.EAI_NONAME, "Name or service not known")
+
+
+_OWN_ADDRESSES: dict[str, Addr] = {}  # per daemon home: a node keeps its address for its life
+
+
+def own_address() -> Addr:
+    """This node's virtual address (asked of the daemon once per home and process)."""
+    home = str(resolve_home())
+    address = _OWN_ADDRESSES.get(home)
+    if address is None:
+        reply = request({"op": "info"})
+        if not reply.get("ok"):
+            raise OSError(reply.get("detail") or "pilotsock daemon refused info")
+        address = _OWN_ADDRESSES[home] = Addr.parse(str(reply["address"]))
+    return address
 
 
 def _virtual_host(host: object) -> str | None:

@@ -16,10 +16,12 @@ import os as _os
 import select as _select
 import socket as _stdlib
 from collections.abc import Iterator
-from typing import Any
+from collections import Counter
+from typing import Any, ClassVar
 
 from pilotsock.addresses import Addr, is_pilot_name, to_virtual
 from pilotsock.client.locator import exchange, recv_frame, request
+from pilotsock.client.names import own_address, resolve_virtual
 from pilotsock.client.socket_state import PilotState, os_error
 from pilotsock.client.stdlib import StdSocket
 from pilotsock.errors import ErrorCode, MalformedFrame, make_error
@@ -30,6 +32,9 @@ DATAGRAM_PREFIX_BYTES = 8  # [u16 network][u32 node][u16 port]
 TYPE_MASK = ~(getattr(_stdlib, "SOCK_NONBLOCK", 0) | getattr(_stdlib, "SOCK_CLOEXEC", 0))
 CONTROL_TIMEOUT = 10.0
 _CARRIED_OPTIONS = ("SO_REUSEADDR", "SO_KEEPALIVE", "SO_BROADCAST", "SO_OOBINLINE")
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "", "0.0.0.0"})  # noqa: S104 - names, not binds
 
 
 def names_virtual_host(address: object) -> bool:
@@ -43,10 +48,44 @@ def names_virtual_host(address: object) -> bool:
 class SocketBase(StdSocket):
     __slots__ = ("_pilot",)
     _pilot: PilotState | None
+    # Compat mode (socket-design.md §5), set process-wide by pilotsock.patch: IPv4 loopback names
+    # and wildcard binds mean this node, and such sockets keep reporting 127.0.0.1 addresses.
+    loopback_alias = False
+    # Process-wide proof of which stack carried the traffic (compat_tests reads it at exit).
+    counters: ClassVar[Counter[str]] = Counter()
 
-    def _turns_virtual(self, address: object) -> bool:
-        """G5: is this kernel-born socket being pointed at a virtual address?"""
-        return super().family in (_stdlib.AF_INET, _stdlib.AF_INET6) and names_virtual_host(address)
+    def _turns_virtual(self, address: object, action: str) -> bool:
+        """G5: is this kernel-born socket being pointed at a virtual address (or, in compat
+        mode, at the IPv4 loopback)? Internet sockets that stay on the kernel are counted."""
+        family = super().family
+        if family not in (_stdlib.AF_INET, _stdlib.AF_INET6):
+            return False
+        if names_virtual_host(address) or (
+                self.loopback_alias and family == _stdlib.AF_INET and isinstance(address, tuple)
+                and len(address) == 2 and address[0] in LOOPBACK_HOSTS):
+            return True
+        self.counters[f"kernel.{action}"] += 1
+        return False
+
+    def _enter_virtual(self, address: tuple[Any, ...]) -> tuple[PilotState, tuple[Any, Any]]:
+        """Switch (G5) for ``address``; a loopback alias makes the socket report 127.0.0.1."""
+        state = self._switch_to_virtual()
+        if not names_virtual_host(address):
+            state.alias_host = "127.0.0.1"
+        return state, (address[0], address[1])
+
+    def _resolve(self, state: PilotState, host: object) -> Addr:
+        """A host in an address given to this socket, as a virtual address."""
+        if state.alias_host is not None and host in LOOPBACK_HOSTS:
+            return own_address()
+        return resolve_virtual(host)
+
+    def _shown(self, state: PilotState, address: Addr | None, port: int) -> tuple[str, int]:
+        """An address as this socket reports it: canonical text, or the loopback alias for this
+        node's own address on a compat-mode socket."""
+        if state.alias_host is not None and (address is None or address.is_zero or address == own_address()):
+            return state.alias_host, port
+        return str(address if address is not None else Addr(0, 0)), port
 
     def _switch_to_virtual(self) -> PilotState:
         """G5: a socket born AF_INET/AF_INET6 that binds, connects or sends to a virtual address
@@ -232,4 +271,6 @@ class SocketBase(StdSocket):
             source_port = int.from_bytes(message[6:8], "big")
             if state.peer is not None and (source != state.peer or source_port != state.peer_port):
                 continue  # a connected datagram socket only sees its peer, like UDP
+            if state.alias_host is not None:
+                return message[DATAGRAM_PREFIX_BYTES:], self._shown(state, source, source_port)
             return message[DATAGRAM_PREFIX_BYTES:], (str(source), source_port)

@@ -21,6 +21,7 @@ class PilotState:
     """Python-side state of a virtual socket."""
 
     __slots__ = (
+        "alias_host",
         "born_family",
         "bound",
         "conn_id",
@@ -42,6 +43,7 @@ class PilotState:
     def __init__(self, kind: int) -> None:
         self.kind = kind  # SOCK_STREAM or SOCK_DGRAM
         self.born_family = 80  # AF_PILOT, or AF_INET/AF_INET6 for a switched socket (G10)
+        self.alias_host: str | None = None  # compat mode: addresses of this node shown as this host
         self.local: Addr | None = None
         self.local_port = 0
         self.peer: Addr | None = None

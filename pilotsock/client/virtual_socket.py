@@ -21,7 +21,7 @@ from typing import Any
 
 from pilotsock.addresses import ZERO, Addr
 from pilotsock.client.locator import exchange, open_control, recv_frame
-from pilotsock.client.names import AF_PILOT, resolve_virtual
+from pilotsock.client.names import AF_PILOT
 from pilotsock.client.socket_base import (
     CONTROL_TIMEOUT,
     TYPE_MASK,
@@ -135,6 +135,8 @@ class socket(SocketBase):
             return super().getsockname()
         self._check_open()
         local = state.local if state.bound else ZERO
+        if state.alias_host is not None:
+            return state.alias_host, state.local_port
         return (str(local if local is not None else ZERO), state.local_port)
 
     def getpeername(self) -> Any:
@@ -144,6 +146,8 @@ class socket(SocketBase):
         self._check_open()
         if state.peer is None or (state.connecting and self._connect_outcome() is None):
             raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
+        if state.alias_host is not None:
+            return self._shown(state, state.peer, state.peer_port)
         return (str(state.peer), state.peer_port)
 
     # -- bind / listen / accept -------------------------------------------------------------
@@ -151,14 +155,14 @@ class socket(SocketBase):
     def bind(self, address: Any) -> None:
         state = self._pilot
         if state is None:
-            if not self._turns_virtual(address):
+            if not self._turns_virtual(address, "bind"):
                 return super().bind(address)
-            state, address = self._switch_to_virtual(), address[:2]
+            state, address = self._enter_virtual(address)
         self._check_open()
         host, port = split_address(address, "bind")
         if state.bound or state.peer is not None:
             raise OSError(_errno.EINVAL, _os.strerror(_errno.EINVAL))
-        wanted = None if host in ("", None) else resolve_virtual(host)
+        wanted = None if host in ("", None) else self._resolve(state, host)
         control = open_control(timeout=CONTROL_TIMEOUT)
         try:
             kind = "dgram" if state.kind == _stdlib.SOCK_DGRAM else "stream"
@@ -182,6 +186,7 @@ class socket(SocketBase):
         state.bound = True
         state.local = own
         state.local_port = int(reply["port"])
+        self.counters["virtual.bind"] += 1
 
     def listen(self, backlog: int = -1) -> None:
         state = self._pilot
@@ -229,24 +234,27 @@ class socket(SocketBase):
         conn_state.peer, conn_state.peer_port = Addr(*event["peer"]), int(event["peer_port"])
         conn_state.bound = True
         conn_state.conn_id = event.get("conn")
+        self.counters["virtual.accept"] += 1
+        conn_state.born_family, conn_state.alias_host = state.born_family, state.alias_host
         if _stdlib.getdefaulttimeout() is None and self.gettimeout():
             conn.setblocking(True)
+        if state.alias_host is not None:
+            return conn, self._shown(conn_state, conn_state.peer, conn_state.peer_port)
         return conn, (str(conn_state.peer), conn_state.peer_port)
 
     # -- connect ----------------------------------------------------------------------------
 
     def connect(self, address: Any) -> None:
         if self._pilot is None:
-            if not self._turns_virtual(address):
+            if not self._turns_virtual(address, "connect"):
                 return super().connect(address)
-            self._switch_to_virtual()
-            address = address[:2]
+            address = self._enter_virtual(address)[1]
         self._connect(address)
 
     def _connect(self, address: Any) -> None:
         state = self._check_open()
         host, port = split_address(address, "connect")
-        remote = resolve_virtual(host)
+        remote = self._resolve(state, host)
         if state.kind == _stdlib.SOCK_DGRAM:
             if not state.bound:
                 self.bind(("", 0))
@@ -281,6 +289,7 @@ class socket(SocketBase):
         state.local_port = int(reply["local_port"])
         state.peer, state.peer_port = Addr(*reply["peer"]), int(reply["peer_port"])
         state.conn_id = reply.get("conn")
+        self.counters["virtual.connect"] += 1
         if reply.get("pending"):
             self._start_pending_connect()
         # CPython connects a socket with a timeout in non-blocking mode and waits: Linux then
@@ -289,10 +298,9 @@ class socket(SocketBase):
 
     def connect_ex(self, address: Any) -> int:
         if self._pilot is None:
-            if not self._turns_virtual(address):
+            if not self._turns_virtual(address, "connect"):
                 return super().connect_ex(address)
-            self._switch_to_virtual()
-            address = address[:2]
+            address = self._enter_virtual(address)[1]
         try:
             self._connect(address)
         except TimeoutError as exc:
@@ -485,9 +493,10 @@ class socket(SocketBase):
     def sendto(self, data: Any, *args: Any) -> int:
         state = self._pilot
         if state is None:
-            if not (args and self._turns_virtual(args[-1]) and super().type == _stdlib.SOCK_DGRAM):
+            if not (args and super().type == _stdlib.SOCK_DGRAM and self._turns_virtual(args[-1], "sendto")):
                 return super().sendto(data, *args)
-            state, args = self._switch_to_virtual(), (*args[:-1], args[-1][:2])
+            state, target = self._enter_virtual(args[-1])
+            args = (*args[:-1], target)
         if len(args) not in (1, 2):
             raise TypeError(f"sendto() takes 2 or 3 arguments ({len(args) + 1} given)")
         flags = args[0] if len(args) == 2 else 0
@@ -495,7 +504,7 @@ class socket(SocketBase):
             return self.send(data, flags)  # TCP ignores the address; unconnected is EPIPE
         self._check_open()
         host, port = split_address(args[-1], "sendto")
-        return self._send_datagram(data, resolve_virtual(host), port)
+        return self._send_datagram(data, self._resolve(state, host), port)
 
     def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
         state = self._pilot
@@ -530,7 +539,7 @@ class socket(SocketBase):
             return super().__repr__()
         closed = getattr(self, "_closed", False)
         head = "<pilotsock.socket.socket" + (" [closed]" if closed else "")
-        parts = [f"{head} fd={self.fileno()}", f"family={AF_PILOT}",
+        parts = [f"{head} fd={self.fileno()}", f"family={self._pilot.born_family}",
                  f"type={_stdlib.SocketKind(self._pilot.kind)}", "proto=0"]
         if not closed and self.fileno() != -1:
             try:

@@ -35,9 +35,10 @@ SOCKET_NAMES = ("socket", "SocketType", "getaddrinfo", "gethostbyname", "gethost
                 "getnameinfo", "getfqdn")
 ENVIRONMENT_SWITCH = "PILOTSOCK_PATCH"
 
-# The originals of what is patched, keyed by (module name, attribute). Patching changes
-# process-wide module state, so this record of it is process-wide as well.
-_SAVED: dict[tuple[str, str], Any] = {}
+# The originals of what is patched, keyed by (module name, attribute), with the object holding
+# them. Patching changes process-wide module state, so this record of it is process-wide as well.
+_SAVED: dict[tuple[str, str], tuple[Any, Any]] = {}
+COMPAT_SWITCH = "PILOTSOCK_COMPAT"
 
 
 class PatchedTooLate(UserWarning):
@@ -47,7 +48,7 @@ class PatchedTooLate(UserWarning):
 def _replace(module_name: str, target: Any, name: str, value: Any) -> None:
     key = (module_name, name)
     if key not in _SAVED:
-        _SAVED[key] = getattr(target, name)
+        _SAVED[key] = (target, getattr(target, name))
     setattr(target, name, value)
 
 
@@ -73,11 +74,24 @@ def patch_selectors() -> None:
     selector some module froze at import, as socketserver does) already work with them."""
 
 
-def patch_all() -> None:
-    """``patch_socket()`` and ``patch_ssl()``, then a warning naming modules that captured the
-    stdlib originals before this call (they keep the kernel-only objects)."""
+def patch_loopback_alias() -> None:
+    """Compat mode (for running test suites written for loopback): an AF_INET socket binding
+    ``127.0.0.1``/``localhost``/``''``/``0.0.0.0`` or connecting to the IPv4 loopback uses this
+    node on Pilot instead, and keeps reporting ``127.0.0.1`` addresses (``socket-design.md`` §5).
+    ``::1`` stays on the kernel."""
+    from pilotsock.client.socket_base import SocketBase
+
+    _replace("pilotsock.client.socket_base", SocketBase, "loopback_alias", True)
+
+
+def patch_all(*, loopback_alias: bool = False) -> None:
+    """``patch_socket()`` and ``patch_ssl()`` (and ``patch_loopback_alias()`` if asked), then a
+    warning naming modules that captured the stdlib originals before this call (they keep the
+    kernel-only objects)."""
     patch_socket()
     patch_ssl()
+    if loopback_alias:
+        patch_loopback_alias()
     late = captured_originals()
     if late:
         warnings.warn(f"pilotsock.patch: patched too late for {', '.join(late)}: these modules hold the "
@@ -87,11 +101,9 @@ def patch_all() -> None:
 
 def unpatch_all() -> None:
     """Restore every original (idempotent)."""
-    for (module_name, name), original in list(_SAVED.items()):
-        module = sys.modules.get(module_name) or importlib.import_module(module_name)
-        target = module.SSLContext if (module_name, name) == ("ssl", "sslsocket_class") else module
-        setattr(target, name, original)
-        del _SAVED[(module_name, name)]
+    for key, (target, original) in list(_SAVED.items()):
+        setattr(target, key[1], original)
+        del _SAVED[key]
 
 
 def is_patched(module_name: str | None = None, name: str | None = None) -> bool:
@@ -103,7 +115,7 @@ def is_patched(module_name: str | None = None, name: str | None = None) -> bool:
 def get_original(module_name: str, name: str) -> Any:
     """The object pilotsock replaced, or the current one if that attribute is not patched."""
     if (module_name, name) in _SAVED:
-        return _SAVED[(module_name, name)]
+        return _SAVED[(module_name, name)][1]
     module = importlib.import_module(module_name)
     return module.SSLContext.sslsocket_class if name == "sslsocket_class" else getattr(module, name)
 
@@ -142,3 +154,18 @@ def patched_environment(environ: dict[str, str] | None = None) -> dict[str, str]
         entries.insert(0, site)
     env["PYTHONPATH"] = os.pathsep.join(entries)
     return env
+
+
+def write_counters_at_exit(directory: str) -> None:
+    """At exit, write this process's virtual/kernel socket counters and its command line to
+    ``directory/<pid>.json`` (compat_tests proves with them which stack carried each suite)."""
+    import atexit
+    import json
+
+    from pilotsock.client.socket_base import SocketBase
+
+    def write() -> None:
+        path = Path(directory) / f"{os.getpid()}.json"
+        path.write_text(json.dumps({"argv": sys.argv, "counters": dict(SocketBase.counters)}))
+
+    atexit.register(write)

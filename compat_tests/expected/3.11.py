@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Expected failures of the stdlib suites over pilotsock on CPython 3.11, one entry per test id.
+
+Kinds: Inherent (cannot pass by design), NotYet (a pilotsock gap to fix: the run fails once it
+passes, so this list stays honest), Flaky (either outcome is accepted), Slow (not run in tier 1).
+"""
+
+from compat_tests.kinds import Flaky
+
+MADE_ON = "3.11.7"
+
+EXPECTED = {
+    "test.test_asyncio.test_streams.StreamTests.test_unclosed_resource_warnings": Flaky(
+        "counts ResourceWarnings after gc.collect(); sometimes sees 3 instead of 1 in a full-module run "
+        "(an object of an earlier test collected late), passes alone"),
+    "test.test_asyncio.test_sock_lowlevel.EPollEventLoopTests.test_sock_client_connect_racing": Flaky(
+        "seen once in about ten tier-1 runs as an error (not reproduced in 12 runs of the suite alone): a "
+        "connect cancelled while the refusal is under way, then retried; to investigate in the G6 path"),
+    "test.test_poplib.TestPOP3_TLSClass.test_too_long_lines": Flaky(
+        "tearDown's QUIT races the server dropping the TLS connection: sometimes its write fails with "
+        "SSLEOFError (the daemon closed the stream) where kernel TCP still takes one write"),
+}
