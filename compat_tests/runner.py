@@ -119,6 +119,25 @@ def run_regrtest(suites: list[str], env: dict[str, str], junit: Path, jobs: int,
     return completed.returncode
 
 
+NATIVE_SUITE = "test_socket (native)"
+
+
+def run_native(env: dict[str, str], output: Path, excluded: list[str], kernel: bool) -> SuiteResult:
+    """test_socket's TCP classes on AF_PILOT sockets (or, as the baseline, on kernel ones)."""
+    command = [sys.executable, "-m", "compat_tests.native_socket", str(output), *(["--kernel"] if kernel else [])]
+    for test_id in excluded:
+        command += ["--exclude", test_id]
+    completed = subprocess.run(command, env=env, cwd=HERE.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=SUITE_TIMEOUT_SECONDS * 2, check=False)
+    (output.parent / f"{output.stem}.log").write_text(completed.stdout)
+    result = SuiteResult(NATIVE_SUITE)
+    if output.exists():
+        data = json.loads(output.read_text())
+        result.outcomes.update(data["outcomes"])
+        result.counters.update(data["counters"])
+    return result
+
+
 def classify(results: dict[str, SuiteResult], expected: dict[str, Expected]) -> tuple[list[str], list[str]]:
     """(unexpected failures, NotYet entries that passed)."""
     unexpected, stale = [], []
@@ -173,6 +192,7 @@ def main(argv: list[str]) -> int:
         print("compat_tests: skipped: this Python has no stdlib 'test' package (Debian: libpython3-testsuite)")
         return 0
     suites = args.suite or {"1": TIER_1, "2": TIER_2, "all": TIER_1 + TIER_2}[args.tier]
+    native = args.tier in ("1", "all") and not args.suite  # test_socket's TCP classes, native mode
     expected, made_on = load_expected()
     if made_on is None:
         print(f"compat_tests: warning: no expected-failure list for Python {sys.version_info[0]}."
@@ -198,6 +218,9 @@ def main(argv: list[str]) -> int:
                 results = parse_junit(root / "alias.xml", suites)
                 read_counters(counters_dir, results)
                 alias_log = (root / "alias.log").read_text()
+                if native:
+                    results[NATIVE_SUITE] = run_native(daemon.env, root / "native.json", ignored, kernel=False)
+                    alias_log += (root / "native.log").read_text()
             finally:
                 daemon.stop()
             baseline = None
@@ -205,6 +228,8 @@ def main(argv: list[str]) -> int:
                 kernel_env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTSOCK_")}
                 run_regrtest(suites, kernel_env, root / "kernel.xml", args.jobs, root, ignored)
                 baseline = parse_junit(root / "kernel.xml", suites)
+                if native:
+                    baseline[NATIVE_SUITE] = run_native(kernel_env, root / "native-kernel.json", ignored, kernel=True)
         finally:
             registry.stop()
     text = report(results, baseline, expected, time.monotonic() - started)

@@ -5,11 +5,27 @@ Kinds: Inherent (cannot pass by design), NotYet (a pilotsock gap to fix: the run
 passes, so this list stays honest), Flaky (either outcome is accepted), Slow (not run in tier 1).
 """
 
-from compat_tests.kinds import Flaky
+from compat_tests.kinds import Flaky, NotYet, Slow
 
 MADE_ON = "3.11.7"
 
+_DEEP_BUFFERS = ("the daemon keeps taking data into its 16 MiB stream windows, so a send with a short "
+                 "timeout does not time out until ~34 MB are queued; SO_SNDBUF is not mapped to the window yet")
+
 EXPECTED = {
+    # -- test_socket, native mode (compat_tests/native_socket.py) --
+    "test.test_socket.SendmsgTCPTest.testSendmsgTimeout": NotYet(_DEEP_BUFFERS),
+    "test.test_socket.SendfileUsingSendTest.testWithTimeoutTriggeredSend": Flaky(
+        f"passes or fails with the file size against the buffers on the path: {_DEEP_BUFFERS}"),
+    "test.test_socket.SendfileUsingSendfileTest.testWithTimeoutTriggeredSend": Flaky(
+        f"passes or fails with the file size against the buffers on the path: {_DEEP_BUFFERS}"),
+    "test.test_socket.InterruptedSendTimeoutTest.testInterruptedSendTimeout": Slow(
+        f"does not finish within the suite timeout: {_DEEP_BUFFERS}"),
+    "test.test_socket.InterruptedSendTimeoutTest.testInterruptedSendmsgTimeout": Slow(
+        f"does not finish within the suite timeout: {_DEEP_BUFFERS}"),
+    "test.test_socket.InterruptedSendTimeoutTest.testInterruptedSendtoTimeout": Slow(
+        f"does not finish within the suite timeout: {_DEEP_BUFFERS}"),
+    # -- alias mode --
     "test.test_asyncio.test_streams.StreamTests.test_unclosed_resource_warnings": Flaky(
         "counts ResourceWarnings after gc.collect(); sometimes sees 3 instead of 1 in a full-module run "
         "(an object of an earlier test collected late), passes alone"),

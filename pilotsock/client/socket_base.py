@@ -67,11 +67,16 @@ class SocketBase(StdSocket):
         self.counters[f"kernel.{action}"] += 1
         return False
 
-    def _enter_virtual(self, address: tuple[Any, ...]) -> tuple[PilotState, tuple[Any, Any]]:
-        """Switch (G5) for ``address``; a loopback alias makes the socket report 127.0.0.1."""
+    def _enter_virtual(self, address: tuple[Any, ...], *, binding: bool = False) -> tuple[PilotState, tuple[Any, Any]]:
+        """Switch (G5) for ``address``; a loopback alias makes the socket report 127.0.0.1. A
+        port the kernel socket was bound to (``create_connection(source_address=...)``) is
+        bound again on this node before a connect."""
+        kernel_port = 0 if binding else int(super().getsockname()[1])
         state = self._switch_to_virtual()
         if not names_virtual_host(address):
             state.alias_host = "127.0.0.1"
+        if kernel_port:
+            self.bind(("", kernel_port))
         return state, (address[0], address[1])
 
     def _resolve(self, state: PilotState, host: object) -> Addr:

@@ -157,7 +157,7 @@ class socket(SocketBase):
         if state is None:
             if not self._turns_virtual(address, "bind"):
                 return super().bind(address)
-            state, address = self._enter_virtual(address)
+            state, address = self._enter_virtual(address, binding=True)
         self._check_open()
         host, port = split_address(address, "bind")
         if state.bound or state.peer is not None:
@@ -486,9 +486,11 @@ class socket(SocketBase):
             if address is None:
                 return self.send(payload, flags)
             return self.sendto(payload, flags, address)
+        if address is not None:
+            split_address(address, "sendmsg")  # checked like the C layer would, then ignored as by TCP
         if state.peer is None or state.connecting:
             self._before_io(state, True)
-        return super().sendmsg(buffers, ancdata, flags)  # TCP ignores an address once connected
+        return super().sendmsg(buffers, ancdata, flags)
 
     def sendto(self, data: Any, *args: Any) -> int:
         state = self._pilot
@@ -518,7 +520,7 @@ class socket(SocketBase):
             return super().shutdown(how)
         self._check_open()
         if how not in (_stdlib.SHUT_RD, _stdlib.SHUT_WR, _stdlib.SHUT_RDWR):
-            raise os_error(_errno.EINVAL)
+            return super().shutdown(how)  # the C layer's OverflowError/TypeError, or EINVAL
         if state.listening:
             if how != _stdlib.SHUT_WR:  # like Linux: the listener stops, accept() then fails
                 state.listening = False

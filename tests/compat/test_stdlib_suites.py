@@ -1,5 +1,6 @@
 """Tier 1 of compat_tests through the README's test command: CPython's own suites, unmodified,
-over a real daemon in alias mode, compared with the same suites on kernel sockets."""
+over a real daemon (alias mode, and test_socket's TCP classes in native mode on AF_PILOT sockets),
+compared with the same suites on kernel sockets."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def test_tier_1_passes_like_kernel_sockets(tmp_path: Path) -> None:
     text = report_file.read_text()
     run, passed = re.search(r"\| test_asyncio\.test_sock_lowlevel \| (\d+) \| (\d+) \|", text).groups()  # type: ignore[union-attr]
     assert int(run) >= 38 and passed == run, text  # it needs a real non-blocking connect
+    run, passed = re.search(r"\| test_socket \(native\) \| (\d+) \| (\d+) \|", text).groups()  # type: ignore[union-attr]
+    assert int(run) >= 190 and int(passed) >= int(run) - 2, text  # test_socket's TCP classes on AF_PILOT
     ratio = float(text.split("(ratio ")[1].split("%")[0])
     assert ratio >= 97.0, text
 

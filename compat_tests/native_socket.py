@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Native mode: CPython's ``test_socket`` TCP classes run on AF_PILOT sockets.
+
+``python -m compat_tests.native_socket OUTPUT.json`` (a client of ``$PILOTSOCK_HOME``'s daemon):
+imports the installed ``test.test_socket`` and re-points its seams without touching its source
+(``socket-design.md`` §7.3): the module's ``HOST`` and ``InetTestBase.host`` become this node's
+virtual address, ``socket_helper.bind_port`` binds there by default, and the fixtures that create
+the server and client sockets create ``AF_PILOT`` ones. The stdlib resolver and socket class are
+patched too, so ``socket.create_connection((HOST, port))`` in the tests reaches Pilot. Writes
+``{test id: outcome}`` and the socket counters to OUTPUT.json.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+import unittest
+from pathlib import Path
+from typing import Any
+
+CLASSES = [
+    "BasicTCPTest", "BasicTCPTest2", "FileObjectClassTestCase", "UnbufferedFileObjectClassTestCase",
+    "LineBufferedFileObjectClassTestCase", "SmallBufferedFileObjectClassTestCase",
+    "UnicodeReadFileObjectClassTestCase", "UnicodeWriteFileObjectClassTestCase",
+    "UnicodeReadWriteFileObjectClassTestCase", "BufferIOTest", "NonBlockingTCPTests",
+    "NetworkConnectionAttributesTest", "NetworkConnectionNoServer", "NetworkConnectionBehaviourTest",
+    "TCPTimeoutTest", "TCPCloserTest", "ContextManagersTest", "SendmsgTCPTest", "RecvmsgTCPTest",
+    "RecvmsgIntoTCPTest", "SendfileUsingSendTest", "SendfileUsingSendfileTest", "InterruptedSendTimeoutTest",
+    "CreateServerTest", "CreateServerFunctionalTest",
+]
+
+
+class RecordingResult(unittest.TestResult):
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: dict[str, str] = {}
+
+    def startTest(self, test: Any) -> None:
+        super().startTest(test)
+        print(f"START {time.monotonic():.1f} {test.id()}", file=sys.stderr, flush=True)
+
+    def addSuccess(self, test: Any) -> None:
+        super().addSuccess(test)
+        self.outcomes[test.id()] = "passed"
+
+    def addFailure(self, test: Any, err: Any) -> None:
+        super().addFailure(test, err)
+        self.outcomes[test.id()] = "failed"
+        print(f"FAIL: {test.id()}\n{self.failures[-1][1]}", file=sys.stderr)
+
+    def addError(self, test: Any, err: Any) -> None:
+        super().addError(test, err)
+        self.outcomes[getattr(test, "id", lambda: str(test))()] = "error"
+        print(f"ERROR: {test}\n{self.errors[-1][1]}", file=sys.stderr)
+
+    def addSkip(self, test: Any, reason: str) -> None:
+        super().addSkip(test, reason)
+        self.outcomes[test.id()] = "skipped"
+
+    def addExpectedFailure(self, test: Any, err: Any) -> None:
+        super().addExpectedFailure(test, err)
+        self.outcomes[test.id()] = "skipped"
+
+    def addUnexpectedSuccess(self, test: Any) -> None:
+        super().addUnexpectedSuccess(test)
+        self.outcomes[test.id()] = "failed"
+
+
+def repoint(module: Any, vaddr: str) -> None:
+    """The seams of test_socket, re-pointed at ``vaddr`` and AF_PILOT."""
+    from test.support import socket_helper  # type: ignore[import-not-found]
+
+    import pilotsock.socket as psocket
+
+    module.HOST = vaddr
+    module.InetTestBase.host = vaddr
+    socket_helper.bind_port.__defaults__ = (vaddr,)
+
+    def pilot_stream() -> psocket.socket:
+        return psocket.socket(psocket.AF_PILOT, socket.SOCK_STREAM)
+
+    def server_setup(self: Any) -> None:
+        self.serv = pilot_stream()
+        self.port = socket_helper.bind_port(self.serv)
+        self.serv.listen()
+
+    def client_setup(self: Any) -> None:
+        self.cli = pilot_stream()
+
+    module.SocketTCPTest.setUp = server_setup
+    module.ThreadedTCPSocketTest.clientSetUp = client_setup
+    module.TCPTestBase.newSocket = lambda self: pilot_stream()
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m compat_tests.native_socket")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--kernel", action="store_true", help="the same classes on kernel sockets (baseline)")
+    parser.add_argument("--exclude", action="append", default=[],
+                        help="a test id (or id prefix) not to run (repeatable)")
+    args = parser.parse_args(argv)
+    import test.test_socket as module  # type: ignore[import-not-found]
+
+    from pilotsock.client.socket_base import SocketBase
+
+    if not args.kernel:
+        from pilotsock import patch
+        from pilotsock.client.names import own_address
+
+        patch.patch_socket()
+        repoint(module, str(own_address()))
+    loader = unittest.TestLoader()
+    excluded = set(args.exclude)
+    suite = unittest.TestSuite(test for name in CLASSES if hasattr(module, name)
+                               for test in loader.loadTestsFromTestCase(getattr(module, name))
+                               if not any(test.id().startswith(x) for x in excluded))  # type: ignore[union-attr]
+    result = RecordingResult()
+    suite.run(result)
+    args.output.write_text(json.dumps({"outcomes": result.outcomes, "counters": dict(SocketBase.counters)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
