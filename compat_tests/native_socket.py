@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import socket
 import sys
-import time
 import unittest
 from pathlib import Path
 from typing import Any
@@ -36,10 +35,6 @@ class RecordingResult(unittest.TestResult):
     def __init__(self) -> None:
         super().__init__()
         self.outcomes: dict[str, str] = {}
-
-    def startTest(self, test: Any) -> None:
-        super().startTest(test)
-        print(f"START {time.monotonic():.1f} {test.id()}", file=sys.stderr, flush=True)
 
     def addSuccess(self, test: Any) -> None:
         super().addSuccess(test)

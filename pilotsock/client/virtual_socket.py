@@ -146,6 +146,10 @@ class socket(SocketBase):
         self._check_open()
         if state.peer is None or (state.connecting and self._connect_outcome() is None):
             raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
+        if state.kind == _stdlib.SOCK_STREAM and not state.shut_write and has_hung_up(self.fileno()):
+            # The daemon closed our end although we never shut ours: the connection was reset,
+            # and TCP has no peer any more then (ssl relies on it, socket-design.md G1).
+            raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
         if state.alias_host is not None:
             return self._shown(state, state.peer, state.peer_port)
         return (str(state.peer), state.peer_port)

@@ -79,6 +79,11 @@ class UnixStreamChannel:
             self.loop.remove_reader(self._fd)
             self._reading = False
 
+    def pull(self) -> None:
+        """Take what the application has written so far (before an abort)."""
+        if not self._closed and not self._app_eof:
+            self._on_readable()
+
     def _on_readable(self) -> None:
         conn = self.endpoint.conn
         now = self.loop.time()

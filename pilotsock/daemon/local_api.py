@@ -267,7 +267,14 @@ class ControlConnection:
         if "nodelay" in request:
             endpoint.conn.nodelay = bool(request["nodelay"])
         if request.get("abort"):  # SO_LINGER (1, 0) on close: RST instead of FIN
-            endpoint.conn.abort(self.loop.time())
+            now = self.loop.time()
+            if isinstance(endpoint.app, UnixStreamChannel):
+                # What the application wrote before closing is on the wire before the RST, as
+                # on loopback TCP where send() had already delivered it.
+                endpoint.app.pull()
+                self.stack.mark_dirty(endpoint)
+                self.stack.flush(now)
+            endpoint.conn.abort(now)
         self.stack.mark_dirty(endpoint)  # Nagle may have held a small segment back
         self.stack.request_flush()
         self.send(ok_reply())

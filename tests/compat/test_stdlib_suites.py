@@ -22,7 +22,8 @@ def test_tier_1_passes_like_kernel_sockets(tmp_path: Path) -> None:
     report_file = tmp_path / "report.md"
     result = subprocess.run([sys.executable, "-m", "compat_tests", "--tier", "1", "-j2", "--report", str(report_file)],
                             cwd=ROOT, capture_output=True, text=True, timeout=540, check=False)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    problems = "\n".join(line for line in result.stdout.splitlines() if line.startswith("compat_tests:"))
+    assert result.returncode == 0, problems + "\n" + result.stdout[-3000:] + result.stderr[-2000:]
     text = report_file.read_text()
     run, passed = re.search(r"\| test_asyncio\.test_sock_lowlevel \| (\d+) \| (\d+) \|", text).groups()  # type: ignore[union-attr]
     assert int(run) >= 38 and passed == run, text  # it needs a real non-blocking connect

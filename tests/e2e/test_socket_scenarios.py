@@ -506,6 +506,31 @@ def peer_reset_by_linger_zero(env: Env) -> Any:
 
 
 @scenario
+def linger_zero_after_send_delivers_then_resets(env: Env) -> Any:
+    client, conn = env.pair()
+    client.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    client.sendall(b"last words")
+    client.close()
+    time.sleep(0.1)
+    received = b""
+    try:
+        while chunk := conn.recv(100):
+            received += chunk
+    except ConnectionResetError:
+        return received, "reset"
+    return received, "eof"
+
+
+@scenario
+def getpeername_after_reset(env: Env) -> Any:
+    client, conn = env.pair()
+    client.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    client.close()
+    time.sleep(0.1)
+    conn.getpeername()
+
+
+@scenario
 def linger_zero_with_makefile_resets_on_last_close(env: Env) -> Any:
     client, conn = env.pair()
     conn.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
