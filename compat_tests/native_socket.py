@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Native mode: CPython's ``test_socket`` TCP classes run on AF_PILOT sockets.
+"""Native mode: CPython's ``test_socket`` TCP classes (and ``test_selectors``) on AF_PILOT sockets.
 
-``python -m compat_tests.native_socket OUTPUT.json`` (a client of ``$PILOTSOCK_HOME``'s daemon):
+``python -m compat_tests.native_socket OUTPUT.json [--module test_selectors]`` (a client of
+``$PILOTSOCK_HOME``'s daemon). For ``test_selectors`` the seam is its module-level ``socketpair``,
+which now returns a connected pair of virtual streams. For ``test_socket`` it
 imports the installed ``test.test_socket`` and re-points its seams without touching its source
 (``socket-design.md`` §7.3): the module's ``HOST`` and ``InetTestBase.host`` become this node's
 virtual address, ``socket_helper.bind_port`` binds there by default, and the fixtures that create
@@ -89,16 +91,44 @@ def repoint(module: Any, vaddr: str) -> None:
     module.TCPTestBase.newSocket = lambda self: pilot_stream()
 
 
+def virtual_socketpair(family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0) -> tuple[Any, Any]:
+    """A connected pair of AF_PILOT streams through the daemon (test_selectors' seam)."""
+    import pilotsock.socket as psocket
+
+    with psocket.create_server(("", 0), family=psocket.AF_PILOT) as listener:
+        client = psocket.create_connection(listener.getsockname(), timeout=10)
+        server, _ = listener.accept()
+    client.settimeout(None)
+    return server, client
+
+
+def repoint_selectors(module: Any, vaddr: str) -> None:
+    module.socketpair = virtual_socketpair
+
+
+# module -> (test classes, or None for all of the module's TestCase classes; the re-pointing)
+MODULES: dict[str, tuple[list[str] | None, Any]] = {
+    "test_socket": (CLASSES, repoint),
+    "test_selectors": (None, repoint_selectors),
+}
+
+
 def main(argv: list[str]) -> int:
     import argparse
+    import importlib
 
     parser = argparse.ArgumentParser(prog="python -m compat_tests.native_socket")
     parser.add_argument("output", type=Path)
+    parser.add_argument("--module", choices=sorted(MODULES), default="test_socket")
     parser.add_argument("--kernel", action="store_true", help="the same classes on kernel sockets (baseline)")
     parser.add_argument("--exclude", action="append", default=[],
                         help="a test id (or id prefix) not to run (repeatable)")
     args = parser.parse_args(argv)
-    import test.test_socket as module  # type: ignore[import-not-found]
+    module = importlib.import_module(f"test.{args.module}")
+    classes, repoint_module = MODULES[args.module]
+    if classes is None:
+        classes = [name for name, value in vars(module).items()
+                   if isinstance(value, type) and issubclass(value, unittest.TestCase)]
 
     from pilotsock.client.socket_base import SocketBase
 
@@ -107,10 +137,10 @@ def main(argv: list[str]) -> int:
         from pilotsock.client.names import own_address
 
         patch.patch_socket()
-        repoint(module, str(own_address()))
+        repoint_module(module, str(own_address()))
     loader = unittest.TestLoader()
     excluded = set(args.exclude)
-    suite = unittest.TestSuite(test for name in CLASSES if hasattr(module, name)
+    suite = unittest.TestSuite(test for name in classes if hasattr(module, name)
                                for test in loader.loadTestsFromTestCase(getattr(module, name))
                                if not any(test.id().startswith(x) for x in excluded))  # type: ignore[union-attr]
     result = RecordingResult()

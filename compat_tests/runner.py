@@ -40,9 +40,12 @@ HERE = Path(__file__).resolve().parent
 TIER_1 = ["test_socketserver", "test_httpservers", "test_urllib2_localnet", "test_xmlrpc", "test_smtplib",
           "test_poplib", "test_asyncio.test_streams", "test_asyncio.test_sock_lowlevel", "test_httplib",
           "test_wsgiref", "test_telnetlib", "test_timeout"]
-TIER_2 = ["test_ftplib", "test_selectors", "test_ssl"]
+TIER_2 = ["test_ftplib", "test_ssl"]
+# Run natively (compat_tests/native_socket.py): seams re-pointed at AF_PILOT sockets.
+NATIVE_TIER_1 = ["test_socket"]
+NATIVE_TIER_2 = ["test_selectors"]
 # Suites whose tests talk over sockets they create: they must show virtual connections.
-NOT_NETWORKED = {"test_timeout", "test_selectors"}
+NOT_NETWORKED = {"test_timeout"}
 SUITE_TIMEOUT_SECONDS = 180
 
 
@@ -119,18 +122,16 @@ def run_regrtest(suites: list[str], env: dict[str, str], junit: Path, jobs: int,
     return completed.returncode
 
 
-NATIVE_SUITE = "test_socket (native)"
-
-
-def run_native(env: dict[str, str], output: Path, excluded: list[str], kernel: bool) -> SuiteResult:
-    """test_socket's TCP classes on AF_PILOT sockets (or, as the baseline, on kernel ones)."""
-    command = [sys.executable, "-m", "compat_tests.native_socket", str(output), *(["--kernel"] if kernel else [])]
+def run_native(module: str, env: dict[str, str], output: Path, excluded: list[str], kernel: bool) -> SuiteResult:
+    """A natively re-pointed suite on AF_PILOT sockets (or, as the baseline, on kernel ones)."""
+    command = [sys.executable, "-m", "compat_tests.native_socket", str(output), "--module", module,
+               *(["--kernel"] if kernel else [])]
     for test_id in excluded:
         command += ["--exclude", test_id]
     completed = subprocess.run(command, env=env, cwd=HERE.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, timeout=SUITE_TIMEOUT_SECONDS * 2, check=False)
     (output.parent / f"{output.stem}.log").write_text(completed.stdout)
-    result = SuiteResult(NATIVE_SUITE)
+    result = SuiteResult(f"{module} (native)")
     if output.exists():
         data = json.loads(output.read_text())
         result.outcomes.update(data["outcomes"])
@@ -192,7 +193,8 @@ def main(argv: list[str]) -> int:
         print("compat_tests: skipped: this Python has no stdlib 'test' package (Debian: libpython3-testsuite)")
         return 0
     suites = args.suite or {"1": TIER_1, "2": TIER_2, "all": TIER_1 + TIER_2}[args.tier]
-    native = args.tier in ("1", "all") and not args.suite  # test_socket's TCP classes, native mode
+    native = [] if args.suite else {"1": NATIVE_TIER_1, "2": NATIVE_TIER_2,
+                                    "all": NATIVE_TIER_1 + NATIVE_TIER_2}[args.tier]
     expected, made_on = load_expected()
     if made_on is None:
         print(f"compat_tests: warning: no expected-failure list for Python {sys.version_info[0]}."
@@ -218,9 +220,10 @@ def main(argv: list[str]) -> int:
                 results = parse_junit(root / "alias.xml", suites)
                 read_counters(counters_dir, results)
                 alias_log = (root / "alias.log").read_text()
-                if native:
-                    results[NATIVE_SUITE] = run_native(daemon.env, root / "native.json", ignored, kernel=False)
-                    alias_log += (root / "native.log").read_text()
+                for module in native:
+                    output = root / f"native-{module}.json"
+                    results[f"{module} (native)"] = run_native(module, daemon.env, output, ignored, kernel=False)
+                    alias_log += (root / f"native-{module}.log").read_text()
             finally:
                 daemon.stop()
             baseline = None
@@ -228,8 +231,9 @@ def main(argv: list[str]) -> int:
                 kernel_env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTSOCK_")}
                 run_regrtest(suites, kernel_env, root / "kernel.xml", args.jobs, root, ignored)
                 baseline = parse_junit(root / "kernel.xml", suites)
-                if native:
-                    baseline[NATIVE_SUITE] = run_native(kernel_env, root / "native-kernel.json", ignored, kernel=True)
+                for module in native:
+                    baseline[f"{module} (native)"] = run_native(module, kernel_env, root / f"kernel-{module}.json",
+                                                                ignored, kernel=True)
         finally:
             registry.stop()
     text = report(results, baseline, expected, time.monotonic() - started)

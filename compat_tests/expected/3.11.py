@@ -25,6 +25,11 @@ EXPECTED = {
         f"does not finish within the suite timeout: {_DEEP_BUFFERS}"),
     "test.test_socket.InterruptedSendTimeoutTest.testInterruptedSendtoTimeout": Slow(
         f"does not finish within the suite timeout: {_DEEP_BUFFERS}"),
+    # -- test_selectors, native mode (its socketpair seam returns a pair of virtual streams) --
+    **{f"test.test_selectors.{kind}SelectorTestCase.test_select_read_write": Inherent(
+        "expects bytes sent on one end to be readable at the other when send() returns, as on a kernel "
+        "socketpair; over Pilot they cross the daemon first, so the first select() sees only EVENT_WRITE")
+       for kind in ("Default", "Epoll", "Poll", "Select")},
     # -- alias mode --
     "test.test_ftplib.TestFTPClass.test_abort": Inherent(
         "ABOR is sent as TCP urgent data (MSG_OOB) and the server waits for the exceptional "

@@ -142,10 +142,24 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, 0)
         os.close(devnull)
         ready_fd = write_end
+    _raise_fd_limit()
     try:
         return asyncio.run(_run(config, ready_fd))
     except KeyboardInterrupt:
         return 0
+
+
+def _raise_fd_limit() -> None:
+    """Every stream costs the daemon one fd (its end of the application's pair), a same-node
+    stream two: take the hard limit instead of the usual soft 1024 (best effort)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 if __name__ == "__main__":
