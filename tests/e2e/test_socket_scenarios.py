@@ -89,6 +89,19 @@ def wait_until(predicate: Callable[[], bool], seconds: float = 3.0) -> None:
         time.sleep(0.005)
 
 
+def read_to_end(sock: Any) -> tuple[bytes, str]:
+    """Everything until the end of the stream, and how it ended: "eof" or "reset"."""
+    received = b""
+    try:
+        while chunk := sock.recv(100):
+            received += chunk
+    except ConnectionResetError:
+        return received, "reset"
+    return received, "eof"
+
+
+LINGER_ZERO = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on, 0 s}: close with a reset
+
 SCENARIOS: dict[str, Callable[[Env], Any]] = {}
 
 
@@ -500,7 +513,7 @@ def peer_reset_recv_into(env: Env) -> Any:
 @scenario
 def peer_reset_by_linger_zero(env: Env) -> Any:
     client, conn = env.pair()
-    conn.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, LINGER_ZERO)
     conn.close()
     return client.recv(10)
 
@@ -508,23 +521,17 @@ def peer_reset_by_linger_zero(env: Env) -> Any:
 @scenario
 def linger_zero_after_send_delivers_then_resets(env: Env) -> Any:
     client, conn = env.pair()
-    client.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    client.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, LINGER_ZERO)
     client.sendall(b"last words")
     client.close()
     time.sleep(0.1)
-    received = b""
-    try:
-        while chunk := conn.recv(100):
-            received += chunk
-    except ConnectionResetError:
-        return received, "reset"
-    return received, "eof"
+    return read_to_end(conn)
 
 
 @scenario
 def getpeername_after_reset(env: Env) -> Any:
     client, conn = env.pair()
-    client.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    client.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, LINGER_ZERO)
     client.close()
     time.sleep(0.1)
     conn.getpeername()
@@ -533,7 +540,7 @@ def getpeername_after_reset(env: Env) -> Any:
 @scenario
 def linger_zero_with_makefile_resets_on_last_close(env: Env) -> Any:
     client, conn = env.pair()
-    conn.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.setsockopt(kernel.SOL_SOCKET, kernel.SO_LINGER, LINGER_ZERO)
     writer = conn.makefile("wb")
     conn.close()  # the file still holds the socket open
     writer.write(b"buffered")
@@ -582,13 +589,7 @@ def peer_reset_keeps_data_sent_before(env: Env) -> Any:
     client.sendall(b"never read")
     time.sleep(0.1)
     conn.close()
-    received = b""
-    try:
-        while chunk := client.recv(100):
-            received += chunk
-    except ConnectionResetError:
-        return received, "reset"
-    return received, "eof"
+    return read_to_end(client)
 
 
 @scenario
