@@ -38,8 +38,10 @@ EXPECTED = {
         "counts ResourceWarnings after gc.collect(); sometimes sees 3 instead of 1 in a full-module run "
         "(an object of an earlier test collected late), passes alone"),
     "test.test_asyncio.test_sock_lowlevel.EPollEventLoopTests.test_sock_client_connect_racing": Flaky(
-        "seen once in about ten tier-1 runs as an error (not reproduced in 12 runs of the suite alone): a "
-        "connect cancelled while the refusal is under way, then retried; to investigate in the G6 path"),
+        "hangs when its first (cancelled) connect went EINPROGRESS: the retry on the same socket puts a new "
+        "AF_UNIX file under the fd (os.dup2) while asyncio's epoll selector still holds the fd as registered "
+        "for writing, so the new file is never added to epoll (G5 hazard); passes when the refusal is "
+        "immediate. A reconnect must keep the fd's file (daemon-side reuse of the pair)"),
     "test.test_poplib.TestPOP3_TLSClass.test_too_long_lines": Flaky(
         "tearDown's QUIT races the server dropping the TLS connection: sometimes its write fails with "
         "SSLEOFError (the daemon closed the stream) where kernel TCP still takes one write"),
