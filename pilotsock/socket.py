@@ -24,8 +24,8 @@ from pilotsock.client.names import gethostbyname as gethostbyname
 from pilotsock.client.names import gethostbyname_ex as gethostbyname_ex
 from pilotsock.client.names import getnameinfo as getnameinfo
 from pilotsock.client.names import resolve_virtual as resolve_virtual
-from pilotsock.client.socket_base import MAX_DATAGRAM_PAYLOAD as MAX_DATAGRAM_PAYLOAD
 from pilotsock.client.virtual_socket import socket as socket
+from pilotsock.wire.local_api import MAX_DATAGRAM_PAYLOAD as MAX_DATAGRAM_PAYLOAD
 
 # The declared surface (gevent style), enforced by tests/e2e/test_socket_features.py:
 # __implements__ replace stdlib names, __imports__ are the stdlib's own objects, __extensions__

@@ -15,8 +15,8 @@ import errno as _errno
 import os as _os
 import select as _select
 import socket as _stdlib
-from collections.abc import Iterator
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from pilotsock.addresses import Addr, is_pilot_name, to_virtual
@@ -25,16 +25,14 @@ from pilotsock.client.names import own_address, resolve_virtual
 from pilotsock.client.socket_state import PilotState, os_error
 from pilotsock.client.stdlib import StdSocket
 from pilotsock.errors import ErrorCode, MalformedFrame, make_error
-from pilotsock.wire.local_api import CONNECT_GUARD_BYTES
+from pilotsock.wire.local_api import CONNECT_GUARD_BYTES, DATAGRAM_ADDRESS, MAX_DATAGRAM_PAYLOAD
 
-MAX_DATAGRAM_PAYLOAD = 65437
-DATAGRAM_PREFIX_BYTES = 8  # [u16 network][u32 node][u16 port]
 TYPE_MASK = ~(getattr(_stdlib, "SOCK_NONBLOCK", 0) | getattr(_stdlib, "SOCK_CLOEXEC", 0))
 CONTROL_TIMEOUT = 10.0
 _CARRIED_OPTIONS = ("SO_REUSEADDR", "SO_KEEPALIVE", "SO_BROADCAST", "SO_OOBINLINE")
 
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "", "0.0.0.0"})  # noqa: S104 - names, not binds
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "", "0.0.0.0"})
 
 
 def names_virtual_host(address: object) -> bool:
@@ -256,8 +254,7 @@ class SocketBase(StdSocket):
             raise os_error(_errno.EMSGSIZE)
         if not state.bound:
             self.bind(("", 0))
-        header = remote.network.to_bytes(2, "big") + remote.node.to_bytes(4, "big") + port.to_bytes(2, "big")
-        super().send(header + bytes(payload))
+        super().send(DATAGRAM_ADDRESS.pack(remote.network, remote.node, port) + bytes(payload))
         return len(payload)
 
     def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
@@ -267,15 +264,13 @@ class SocketBase(StdSocket):
         if not state.bound:
             self.bind(("", 0))  # like UDP: an unbound socket just receives nothing (yet)
         while True:
-            message = super().recv(bufsize + DATAGRAM_PREFIX_BYTES, flags)
-            if len(message) < DATAGRAM_PREFIX_BYTES:
+            message = super().recv(bufsize + DATAGRAM_ADDRESS.size, flags)
+            if len(message) < DATAGRAM_ADDRESS.size:
                 if not message:
                     raise OSError(_errno.ECONNRESET, "pilotsock daemon closed the datagram channel")
                 continue
-            source = Addr(int.from_bytes(message[0:2], "big"), int.from_bytes(message[2:6], "big"))
-            source_port = int.from_bytes(message[6:8], "big")
+            network, node, source_port = DATAGRAM_ADDRESS.unpack_from(message)
+            source = Addr(network, node)
             if state.peer is not None and (source != state.peer or source_port != state.peer_port):
                 continue  # a connected datagram socket only sees its peer, like UDP
-            if state.alias_host is not None:
-                return message[DATAGRAM_PREFIX_BYTES:], self._shown(state, source, source_port)
-            return message[DATAGRAM_PREFIX_BYTES:], (str(source), source_port)
+            return message[DATAGRAM_ADDRESS.size:], self._shown(state, source, source_port)

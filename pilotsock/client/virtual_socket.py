@@ -37,8 +37,8 @@ from pilotsock.client.socket_state import (
     split_address,
 )
 from pilotsock.client.stdlib import StdSocket
+from pilotsock.wire.local_api import parse_label
 
-_LABEL_PREFIX = b"\0pilotsock|"
 _LINGER = struct.Struct("ii")
 
 
@@ -81,13 +81,16 @@ class socket(SocketBase):
             return _stdlib.SocketKind(self._pilot.kind)
         return super().type
 
+    def _label(self) -> tuple[Addr, int, Addr, int] | None:
+        """The daemon's abstract label on the other end of our fd (G11), if it has one."""
+        try:
+            return parse_label(StdSocket.getpeername(self))
+        except OSError:
+            return None
+
     def _adopt_if_labelled(self) -> None:
         """``socket(fileno=fd)`` on a virtual stream's fd becomes AF_PILOT again (G11)."""
-        try:
-            name = StdSocket.getpeername(self)
-        except OSError:
-            return
-        if isinstance(name, bytes) and name.startswith(_LABEL_PREFIX):
+        if self._label() is not None:
             self._pilot = PilotState(_stdlib.SOCK_STREAM)
             self._recover_state()
 
@@ -95,17 +98,10 @@ class socket(SocketBase):
         """Rebuild addresses from the daemon's abstract label (socket-design.md G11)."""
         state = self._pilot
         assert state is not None
-        try:
-            name = StdSocket.getpeername(self)
-        except OSError:
-            return
-        if isinstance(name, bytes) and name.startswith(_LABEL_PREFIX):
-            from pilotsock.daemon.local_api import parse_label
-
-            parsed = parse_label(name)
-            if parsed is not None:
-                state.peer, state.peer_port, state.local, state.local_port = parsed
-                state.bound = True
+        label = self._label()
+        if label is not None:
+            state.peer, state.peer_port, state.local, state.local_port = label
+            state.bound = True
 
     def __getstate__(self) -> Any:
         raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")

@@ -21,8 +21,9 @@ import socket
 from typing import Callable
 
 from pilotsock.addresses import Addr
-from pilotsock.daemon.stack import DATAGRAM_ADDRESS, MAX_DATAGRAM_PAYLOAD, NodeStack, StreamEndpoint
+from pilotsock.daemon.stack import NodeStack, StreamEndpoint
 from pilotsock.errors import ErrorCode
+from pilotsock.wire.local_api import DATAGRAM_ADDRESS, MAX_DATAGRAM_PAYLOAD
 
 log = logging.getLogger("pilotsock.daemon.channels")
 

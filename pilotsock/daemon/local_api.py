@@ -31,36 +31,18 @@ from pilotsock.daemon.channels import EchoApp, UnixDatagramChannel, UnixStreamCh
 from pilotsock.daemon.stack import DATAGRAM, STREAM, DatagramPort, Listener, NodeStack, StreamEndpoint
 from pilotsock.errors import ErrorCode, MalformedFrame
 from pilotsock.transport.ports import NoFreePort, PortInUse
-from pilotsock.wire.local_api import CONNECT_GUARD_BYTES, FrameDecoder, encode_frame, error_reply, ok_reply
+from pilotsock.wire.local_api import (
+    CONNECT_GUARD_BYTES,
+    FrameDecoder,
+    encode_frame,
+    error_reply,
+    ok_reply,
+    stream_label,
+)
 
 log = logging.getLogger("pilotsock.daemon.local_api")
 
-LABEL_PREFIX = "\0pilotsock"
 ECHO_PORT = 7
-
-
-def stream_label(daemon_pid: int, endpoint: StreamEndpoint, own: Addr) -> str:
-    """Abstract socket name for the daemon's end: ``|peer|peer_port|local|local_port|pid.id``."""
-    return (f"{LABEL_PREFIX}|{endpoint.remote}|{endpoint.remote_port}|{own}|{endpoint.local_port}"
-            f"|{daemon_pid}.{endpoint.id}")
-
-
-def parse_label(name: bytes | str) -> tuple[Addr, int, Addr, int] | None:
-    """Inverse of :func:`stream_label`: (peer, peer_port, local, local_port), or None."""
-    if isinstance(name, bytes):
-        try:
-            name = name.decode()
-        except UnicodeDecodeError:
-            return None
-    if not name.startswith(LABEL_PREFIX + "|"):
-        return None
-    parts = name.split("|")
-    if len(parts) != 6:
-        return None
-    try:
-        return Addr.parse(parts[1]), int(parts[2]), Addr.parse(parts[3]), int(parts[4])
-    except ValueError:
-        return None
 
 
 def _address(value: Any) -> Addr:
@@ -382,7 +364,8 @@ class ControlConnection:
 
     def _label(self, ours: socket.socket, endpoint: StreamEndpoint) -> None:
         try:
-            ours.bind(stream_label(self.server.pid, endpoint, self.stack.own))
+            ours.bind(stream_label(endpoint.remote, endpoint.remote_port, self.stack.own, endpoint.local_port,
+                                   f"{self.server.pid}.{endpoint.id}"))
         except OSError:
             pass  # a label clash only loses the G11 recovery, never the connection
 

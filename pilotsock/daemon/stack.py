@@ -17,7 +17,6 @@ import asyncio
 import itertools
 import logging
 import os
-import struct
 from collections import deque
 from typing import Callable
 from typing import Protocol as TypingProtocol
@@ -37,8 +36,6 @@ STREAM = int(Protocol.STREAM)
 DATAGRAM = int(Protocol.DATAGRAM)
 CONTROL = int(Protocol.CONTROL)
 SYN, ACK, FIN, RST = int(Flag.SYN), int(Flag.ACK), int(Flag.FIN), int(Flag.RST)
-MAX_DATAGRAM_PAYLOAD = 65437  # wire.md §5: IPv4 UDP 65507 minus PILS overhead 70
-DATAGRAM_ADDRESS = struct.Struct(">HIH")  # app <-> daemon datagram prefix: network, node, port
 _FLUSH_ROUNDS = 64
 
 

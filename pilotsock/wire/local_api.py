@@ -17,6 +17,7 @@ from typing import Any
 
 import msgpack
 
+from pilotsock.addresses import Addr
 from pilotsock.errors import ErrorCode, MalformedFrame
 
 MAX_FRAME_BYTES = 64 * 1024
@@ -30,6 +31,7 @@ class Op(str, enum.Enum):
     CONNECT = "connect"
     RESOLVE_HOSTNAME = "resolve_hostname"
     STATS = "stats"
+    STREAM_OPTION = "stream_option"
 
 
 class Event(str, enum.Enum):
@@ -88,6 +90,39 @@ class FrameDecoder:
 # error frame and closes its end with the guard unread: the client's SO_ERROR reads ECONNRESET
 # and the frame says why. No bytes of a successful connection are ever control data.
 CONNECT_GUARD_BYTES = 1024
+
+# Datagram sockets: each AF_UNIX SEQPACKET message between an application and its daemon is this
+# prefix (the remote node and port: destination on the way out, source on the way in) + payload.
+DATAGRAM_ADDRESS = struct.Struct(">HIH")  # network, node, port
+MAX_DATAGRAM_PAYLOAD = 65437  # wire.md §5: IPv4 UDP 65507 minus PILS overhead 70
+
+# The daemon binds its end of each stream pair to an abstract name that the application's
+# getpeername() returns, so the virtual addresses survive dup/fork/fd passing (G11).
+LABEL_PREFIX = "\0pilotsock"
+
+
+def stream_label(peer: Addr, peer_port: int, local: Addr, local_port: int, tag: str) -> str:
+    """``\\0pilotsock|peer|peer_port|local|local_port|tag`` (tag: unique per daemon)."""
+    return f"{LABEL_PREFIX}|{peer}|{peer_port}|{local}|{local_port}|{tag}"
+
+
+def parse_label(name: object) -> tuple[Addr, int, Addr, int] | None:
+    """Inverse of :func:`stream_label`: (peer, peer_port, local, local_port), or None for any
+    other name (an unlabelled socket, a filesystem path, an Internet address)."""
+    if isinstance(name, bytes):
+        try:
+            name = name.decode()
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(name, str) or not name.startswith(LABEL_PREFIX + "|"):
+        return None
+    parts = name.split("|")
+    if len(parts) != 6:
+        return None
+    try:
+        return Addr.parse(parts[1]), int(parts[2]), Addr.parse(parts[3]), int(parts[4])
+    except ValueError:
+        return None
 
 
 def ok_reply(**fields: Any) -> dict[str, Any]:
