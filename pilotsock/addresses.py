@@ -160,3 +160,9 @@ def to_virtual(host: object) -> Addr | None:
 def is_pilot_name(host: object) -> bool:
     """True for anything under the ``.pilot`` pseudo-domain (alias or registered hostname)."""
     return isinstance(host, str) and host.lower().rstrip(".").endswith(ALIAS_SUFFIX)
+
+
+def is_virtual_host(host: object) -> bool:
+    """True when ``host`` names a virtual node in any spelling (canonical text, URL-safe alias,
+    registered ``name.pilot``); hostnames are checked, not resolved."""
+    return to_virtual(host) is not None or is_pilot_name(host)

@@ -14,7 +14,7 @@ import socket as _stdlib
 from socket import *  # re-export every stdlib name as the same object
 from typing import Any
 
-from pilotsock.addresses import is_pilot_name, to_virtual
+from pilotsock.addresses import is_virtual_host
 from pilotsock.client import stdlib as std
 from pilotsock.client.names import AF_PILOT as AF_PILOT
 from pilotsock.client.names import getaddrinfo as getaddrinfo
@@ -44,7 +44,7 @@ def create_connection(  # type: ignore[no-redef]
                       source_address: Any = None, **kwargs: Any) -> socket:
     """Like ``socket.create_connection``, for virtual addresses too."""
     host, port = address
-    if to_virtual(host) is None and not is_pilot_name(host):
+    if not is_virtual_host(host):
         return std.create_connection(address, timeout, source_address, **kwargs)
     sock = socket(AF_PILOT, _stdlib.SOCK_STREAM)
     try:
@@ -64,7 +64,7 @@ def create_server(  # type: ignore[no-redef]
                   reuse_port: bool = False, dualstack_ipv6: bool = False) -> socket:
     """Like ``socket.create_server``; an ``AF_PILOT`` family or a virtual host listens on Pilot."""
     host = address[0]
-    if family != AF_PILOT and to_virtual(host) is None and not is_pilot_name(host):
+    if family != AF_PILOT and not is_virtual_host(host):
         return std.create_server(address, family=family, backlog=backlog, reuse_port=reuse_port,
                                      dualstack_ipv6=dualstack_ipv6)
     if dualstack_ipv6 or reuse_port:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket as _stdlib
 from typing import Any
 
-from pilotsock.addresses import Addr, is_pilot_name, to_virtual
+from pilotsock.addresses import Addr, is_pilot_name, is_virtual_host, to_virtual
 from pilotsock.client import stdlib as std
 from pilotsock.client.locator import request, resolve_home
 
@@ -57,7 +57,7 @@ def _virtual_host(host: object) -> str | None:
             host = bytes(host).decode("ascii")
         except UnicodeDecodeError:
             return None
-    if isinstance(host, str) and (to_virtual(host) is not None or is_pilot_name(host)):
+    if isinstance(host, str) and is_virtual_host(host):
         return host
     return None
 

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pilotsock.addresses import Addr, is_pilot_name, to_virtual
+from pilotsock.addresses import Addr, is_virtual_host
 from pilotsock.client.locator import exchange, recv_frame, request
 from pilotsock.client.names import own_address, resolve_virtual
 from pilotsock.client.socket_state import PilotState, os_error
@@ -39,8 +39,7 @@ def names_virtual_host(address: object) -> bool:
     """True for an (host, port, ...) address whose host is a virtual node."""
     if not isinstance(address, tuple) or len(address) < 2:
         return False
-    host = address[0]
-    return isinstance(host, str) and (to_virtual(host) is not None or is_pilot_name(host))
+    return isinstance(address[0], str) and is_virtual_host(address[0])
 
 
 class SocketBase(StdSocket):

@@ -18,7 +18,7 @@ import urllib.parse
 from typing import IO, Any
 
 from pilotsock import socket as pilot_socket
-from pilotsock.addresses import is_pilot_name, to_virtual
+from pilotsock.addresses import is_virtual_host
 from pilotsock.http.client import PilotHTTPConnection
 
 CHUNK_BYTES = 256 * 1024
@@ -65,7 +65,7 @@ class Progress:
 
 def _connection(url: urllib.parse.SplitResult, timeout: float, cafile: str | None) -> http.client.HTTPConnection:
     host = url.hostname or ""
-    is_pilot = to_virtual(host) is not None or is_pilot_name(host)
+    is_pilot = is_virtual_host(host)
     if url.scheme == "https":
         import pilotsock.ssl as pilot_ssl
 

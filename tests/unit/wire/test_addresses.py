@@ -15,6 +15,7 @@ from pilotsock.addresses import (
     Addr,
     format_address,
     is_pilot_name,
+    is_virtual_host,
     parse_address,
     parse_alias,
     parse_node_argument,
@@ -252,3 +253,11 @@ def test_fuzz_text(text):
             pass
     assert to_virtual(text) is None or isinstance(to_virtual(text), Addr)
     assert isinstance(is_pilot_name(text), bool)
+
+
+def test_is_virtual_host_covers_every_spelling_and_nothing_else():
+    for host in ("0:0000.0000.0005", "0-0000-0000-0005.pilot", "0-0000-0000-0005.PILOT.", "name.pilot",
+                 Addr(0, 5)):
+        assert is_virtual_host(host), host
+    for host in ("localhost", "127.0.0.1", "::1", "", None, b"name.pilot", ("name.pilot", 80), "pilot"):
+        assert not is_virtual_host(host), host
