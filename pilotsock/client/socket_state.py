@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os as _os
-import select as _select
 import socket as _stdlib
 from typing import Any
 
@@ -74,13 +73,6 @@ def os_error(number: int) -> OSError:
 
 def bad_fd() -> OSError:
     return os_error(_errno.EBADF)
-
-
-def has_hung_up(fd: int) -> bool:
-    """True when both directions of our AF_UNIX end are shut: the daemon closed its end."""
-    poller = _select.poll()
-    poller.register(fd, _select.POLLOUT)
-    return any(events & _select.POLLHUP for _, events in poller.poll(0))
 
 
 def check_port(port: object, method: str) -> int:

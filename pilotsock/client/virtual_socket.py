@@ -31,12 +31,12 @@ from pilotsock.client.socket_state import (
     PilotState,
     RawFrames,
     bad_fd,
-    has_hung_up,
     os_error,
     raise_for,
     split_address,
 )
 from pilotsock.client.stdlib import StdSocket
+from pilotsock.unix_pair import both_directions_shut
 from pilotsock.wire.local_api import parse_label
 
 _LINGER = struct.Struct("ii")
@@ -142,7 +142,7 @@ class socket(SocketBase):
         self._check_open()
         if state.peer is None or (state.connecting and self._connect_outcome() is None):
             raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
-        if state.kind == _stdlib.SOCK_STREAM and not state.shut_write and has_hung_up(self.fileno()):
+        if state.kind == _stdlib.SOCK_STREAM and not state.shut_write and both_directions_shut(self.fileno()):
             # The daemon closed our end although we never shut ours: the connection was reset,
             # and TCP has no peer any more then (ssl relies on it, socket-design.md G1).
             raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
@@ -368,7 +368,7 @@ class socket(SocketBase):
         if state.eof:
             return
         state.eof = True
-        if not state.shut_write and has_hung_up(self.fileno()):
+        if not state.shut_write and both_directions_shut(self.fileno()):
             raise os_error(_errno.ECONNRESET)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:

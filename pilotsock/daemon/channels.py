@@ -16,13 +16,13 @@ an AF_UNIX socketpair whose other end the application owns (``socket-design.md``
 from __future__ import annotations
 
 import logging
-import select
 import socket
 from typing import Callable
 
 from pilotsock.addresses import Addr
 from pilotsock.daemon.stack import NodeStack, StreamEndpoint
 from pilotsock.errors import ErrorCode
+from pilotsock.unix_pair import both_directions_shut
 from pilotsock.wire.local_api import DATAGRAM_ADDRESS, MAX_DATAGRAM_PAYLOAD
 
 log = logging.getLogger("pilotsock.daemon.channels")
@@ -30,14 +30,6 @@ log = logging.getLogger("pilotsock.daemon.channels")
 READ_CHUNK_BYTES = 256 * 1024
 MAX_IOV = 512
 UNIX_BUFFER_BYTES = 1024 * 1024
-
-
-def _peer_closed(sock: socket.socket) -> bool:
-    """True when the application closed its end completely (not only ``shutdown(SHUT_WR)``):
-    an AF_UNIX stream reports POLLHUP once both directions are shut, and a close shuts both."""
-    poller = select.poll()
-    poller.register(sock, select.POLLOUT)
-    return any(events & select.POLLHUP for _, events in poller.poll(0))
 
 
 def _prepare(sock: socket.socket) -> None:
@@ -108,8 +100,8 @@ class UnixStreamChannel:
                     continue
             if not data:
                 self._app_eof = True
-                if _peer_closed(self.sock):
-                    conn.orphan(now)  # closed, not just shut down for writing
+                if both_directions_shut(self.sock):
+                    conn.orphan(now)  # the app closed its end, not just shut down for writing
                 else:
                     conn.shutdown_write(now)
                 break
