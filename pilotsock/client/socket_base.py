@@ -182,10 +182,10 @@ class SocketBase(StdSocket):
             # the connection died right after it opened). The kernel then reports no error in
             # SO_ERROR, so do not wait for it: fail now, as a kernel connect may too.
             number = self._connect_failed()
-            raise OSError(number, _os.strerror(number)) from None
+            raise os_error(number) from None
         if sent != CONNECT_GUARD_BYTES:
-            raise OSError(_errno.ENOBUFS, _os.strerror(_errno.ENOBUFS))
-        raise BlockingIOError(_errno.EINPROGRESS, _os.strerror(_errno.EINPROGRESS))
+            raise os_error(_errno.ENOBUFS)
+        raise os_error(_errno.EINPROGRESS)
 
     def _connect_outcome(self) -> int | None:
         """None while a non-blocking connect is in progress, else its errno (0 = connected)."""
@@ -227,9 +227,9 @@ class SocketBase(StdSocket):
         does, its error if it failed (like TCP's pending error)."""
         outcome = self._connect_outcome()
         if outcome is None:
-            raise BlockingIOError(_errno.EAGAIN, _os.strerror(_errno.EAGAIN))
+            raise os_error(_errno.EAGAIN)
         if outcome:
-            raise OSError(outcome, _os.strerror(outcome))
+            raise os_error(outcome)
 
     def _tell_daemon(self, message: dict[str, Any]) -> None:
         """A change to a live stream (e.g. TCP_NODELAY after connect), on a fresh control

@@ -19,7 +19,7 @@ import socket as _stdlib
 import struct
 from typing import Any
 
-from pilotsock.addresses import ZERO, Addr
+from pilotsock.addresses import Addr
 from pilotsock.client.locator import exchange, open_control, recv_frame
 from pilotsock.client.names import AF_PILOT
 from pilotsock.client.socket_base import (
@@ -42,6 +42,11 @@ from pilotsock.wire.local_api import parse_label
 _LINGER = struct.Struct("ii")
 
 
+def _option_value(value: int, buflen: int | None) -> int | bytes:
+    """An emulated option as ``getsockopt`` returns it: the int, or ``buflen`` bytes."""
+    return value if buflen is None else value.to_bytes(buflen, "little")[:buflen]
+
+
 class socket(SocketBase):
     """``socket.socket`` with ``AF_PILOT`` support; other families behave exactly as the stdlib,
     except that a kernel-born socket binding or connecting to a virtual address turns virtual."""
@@ -57,7 +62,7 @@ class socket(SocketBase):
             return
         kind = (type if type != -1 else _stdlib.SOCK_STREAM) & TYPE_MASK
         if kind not in (_stdlib.SOCK_STREAM, _stdlib.SOCK_DGRAM):
-            raise OSError(_errno.EPROTONOSUPPORT, _os.strerror(_errno.EPROTONOSUPPORT))
+            raise os_error(_errno.EPROTONOSUPPORT)
         flags = (type if type != -1 else 0) & ~TYPE_MASK
         unix_type = (_stdlib.SOCK_STREAM if kind == _stdlib.SOCK_STREAM else _stdlib.SOCK_SEQPACKET) | flags
         self._pilot = PilotState(kind)
@@ -130,10 +135,7 @@ class socket(SocketBase):
         if state is None:
             return super().getsockname()
         self._check_open()
-        local = state.local if state.bound else ZERO
-        if state.alias_host is not None:
-            return state.alias_host, state.local_port
-        return (str(local if local is not None else ZERO), state.local_port)
+        return self._shown(state, state.local if state.bound else None, state.local_port)
 
     def getpeername(self) -> Any:
         state = self._pilot
@@ -141,14 +143,10 @@ class socket(SocketBase):
             return super().getpeername()
         self._check_open()
         if state.peer is None or (state.connecting and self._connect_outcome() is None):
-            raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
-        if state.kind == _stdlib.SOCK_STREAM and not state.shut_write and both_directions_shut(self.fileno()):
-            # The daemon closed our end although we never shut ours: the connection was reset,
-            # and TCP has no peer any more then (ssl relies on it, socket-design.md G1).
-            raise OSError(_errno.ENOTCONN, _os.strerror(_errno.ENOTCONN))
-        if state.alias_host is not None:
-            return self._shown(state, state.peer, state.peer_port)
-        return (str(state.peer), state.peer_port)
+            raise os_error(_errno.ENOTCONN)
+        if state.kind == _stdlib.SOCK_STREAM and self._was_reset(state):
+            raise os_error(_errno.ENOTCONN)  # TCP has no peer after a reset (ssl relies on it, G1)
+        return self._shown(state, state.peer, state.peer_port)
 
     # -- bind / listen / accept -------------------------------------------------------------
 
@@ -161,7 +159,7 @@ class socket(SocketBase):
         self._check_open()
         host, port = split_address(address, "bind")
         if state.bound or state.peer is not None:
-            raise OSError(_errno.EINVAL, _os.strerror(_errno.EINVAL))
+            raise os_error(_errno.EINVAL)
         wanted = None if host in ("", None) else self._resolve(state, host)
         control = open_control(timeout=CONTROL_TIMEOUT)
         try:
@@ -174,7 +172,7 @@ class socket(SocketBase):
             if wanted is not None and not wanted.is_zero and wanted != own:
                 for fd in fds:
                     _os.close(fd)
-                raise OSError(_errno.EADDRNOTAVAIL, _os.strerror(_errno.EADDRNOTAVAIL))
+                raise os_error(_errno.EADDRNOTAVAIL)
         except BaseException:
             control.close()
             raise
@@ -194,8 +192,7 @@ class socket(SocketBase):
             return super().listen() if backlog == -1 else super().listen(backlog)
         self._check_open()
         if state.kind != _stdlib.SOCK_STREAM or state.peer is not None:
-            raise OSError(_errno.EOPNOTSUPP if state.kind != _stdlib.SOCK_STREAM else _errno.EINVAL,
-                          _os.strerror(_errno.EOPNOTSUPP if state.kind != _stdlib.SOCK_STREAM else _errno.EINVAL))
+            raise os_error(_errno.EOPNOTSUPP if state.kind != _stdlib.SOCK_STREAM else _errno.EINVAL)
         if not state.bound:
             self.bind(("", 0))
         request: dict[str, Any] = {"op": "listen"}
@@ -211,7 +208,7 @@ class socket(SocketBase):
             return super().accept()
         self._check_open()
         if not state.listening:
-            raise OSError(_errno.EINVAL, _os.strerror(_errno.EINVAL))
+            raise os_error(_errno.EINVAL)
         raw = RawFrames(self)
         while True:
             try:
@@ -238,9 +235,7 @@ class socket(SocketBase):
         conn_state.born_family, conn_state.alias_host = state.born_family, state.alias_host
         if _stdlib.getdefaulttimeout() is None and self.gettimeout():
             conn.setblocking(True)
-        if state.alias_host is not None:
-            return conn, self._shown(conn_state, conn_state.peer, conn_state.peer_port)
-        return conn, (str(conn_state.peer), conn_state.peer_port)
+        return conn, self._shown(conn_state, conn_state.peer, conn_state.peer_port)
 
     # -- connect ----------------------------------------------------------------------------
 
@@ -266,9 +261,7 @@ class socket(SocketBase):
             state.unreported = False
             if state.peer is not None:
                 return
-        if state.listening:
-            raise os_error(_errno.EISCONN)
-        if state.peer is not None:
+        if state.listening or state.peer is not None:
             raise os_error(_errno.EISCONN)
         request = {"op": "connect", "address": [remote.network, remote.node], "port": port,
                    "nodelay": bool(state.tcp_options.get(_stdlib.TCP_NODELAY, 0))}
@@ -317,7 +310,7 @@ class socket(SocketBase):
         state = self._pilot
         if state is not None and level == _stdlib.IPPROTO_TCP:
             if state.kind != _stdlib.SOCK_STREAM:
-                raise OSError(_errno.ENOPROTOOPT, _os.strerror(_errno.ENOPROTOOPT))
+                raise os_error(_errno.ENOPROTOOPT)
             number = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
             before = state.tcp_options.get(option, 0)
             state.tcp_options[option] = number
@@ -335,16 +328,14 @@ class socket(SocketBase):
         if state is not None:
             if level == _stdlib.IPPROTO_TCP:
                 if state.kind != _stdlib.SOCK_STREAM:
-                    raise OSError(_errno.ENOPROTOOPT, _os.strerror(_errno.ENOPROTOOPT))
-                value = state.tcp_options.get(option, 0)
-                return value if buflen is None else value.to_bytes(buflen, "little")[:buflen]
+                    raise os_error(_errno.ENOPROTOOPT)
+                return _option_value(state.tcp_options.get(option, 0), buflen)
             if level == _stdlib.SOL_SOCKET and option == getattr(_stdlib, "SO_DOMAIN", -1):
-                return AF_PILOT if buflen is None else AF_PILOT.to_bytes(buflen, "little")
+                return _option_value(AF_PILOT, buflen)
             if level == _stdlib.SOL_SOCKET and option == _stdlib.SO_TYPE:
-                return state.kind if buflen is None else state.kind.to_bytes(buflen, "little")
+                return _option_value(state.kind, buflen)
             if level == _stdlib.SOL_SOCKET and option == _stdlib.SO_ERROR and state.connecting:
-                error = self._connect_outcome() or 0
-                return error if buflen is None else error.to_bytes(buflen, "little")
+                return _option_value(self._connect_outcome() or 0, buflen)
         if buflen is None:
             return super().getsockopt(level, option)
         return super().getsockopt(level, option, buflen)
@@ -361,14 +352,18 @@ class socket(SocketBase):
         if state.connecting:
             self._settle()
 
+    def _was_reset(self, state: PilotState) -> bool:
+        """The daemon closes its end only when the connection is over; if this side never shut
+        its writing half, the peer cannot have closed cleanly: it was reset (or gave up, or the
+        daemon died)."""
+        return not state.shut_write and both_directions_shut(self.fileno())
+
     def _end_of_stream(self, state: PilotState) -> None:
-        """An empty read. The daemon closes its end only when the connection is over; if this
-        side never shut its writing half, the peer cannot have closed cleanly: it was reset
-        (or gave up, or the daemon died), which TCP reports once as ECONNRESET."""
+        """An empty read: a reset is reported once as ECONNRESET, as TCP does."""
         if state.eof:
             return
         state.eof = True
-        if not state.shut_write and both_directions_shut(self.fileno()):
+        if self._was_reset(state):
             raise os_error(_errno.ECONNRESET)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -533,8 +528,6 @@ class socket(SocketBase):
         if how != _stdlib.SHUT_RD:
             state.shut_write = True
         return super().shutdown(how)
-
-    # -- datagrams (AF_PILOT, SOCK_DGRAM) ---------------------------------------------------
 
     def __repr__(self) -> str:
         if self._pilot is None:
