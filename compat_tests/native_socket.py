@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Native mode: CPython's ``test_socket`` TCP classes (and ``test_selectors``) on AF_PILOT sockets.
+"""Native mode: CPython's ``test_socket`` TCP and UDP classes (and ``test_selectors``) on AF_PILOT sockets.
 
-``python -m compat_tests.native_socket OUTPUT.json [--module test_selectors]`` (a client of
+``python -m compat_tests.native_socket OUTPUT.json [--module test_socket_udp|test_selectors]`` (a client of
 ``$PILOTSOCK_HOME``'s daemon). For ``test_selectors`` the seam is its module-level ``socketpair``,
 which now returns a connected pair of virtual streams. For ``test_socket`` it
 imports the installed ``test.test_socket`` and re-points its seams without touching its source
 (``socket-design.md`` §7.3): the module's ``HOST`` and ``InetTestBase.host`` become this node's
 virtual address, ``socket_helper.bind_port`` binds there by default, and the fixtures that create
-the server and client sockets create ``AF_PILOT`` ones. The stdlib resolver and socket class are
+the server and client sockets create ``AF_PILOT`` ones (streams, or datagram sockets for the UDP classes). The stdlib resolver and socket class are
 patched too, so ``socket.create_connection((HOST, port))`` in the tests reaches Pilot. Writes
 ``{test id: outcome}`` and the socket counters to OUTPUT.json.
 """
@@ -15,6 +15,7 @@ patched too, so ``socket.create_connection((HOST, port))`` in the tests reaches 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import unittest
@@ -31,6 +32,7 @@ CLASSES = [
     "RecvmsgIntoTCPTest", "SendfileUsingSendTest", "SendfileUsingSendfileTest", "InterruptedSendTimeoutTest",
     "CreateServerTest", "CreateServerFunctionalTest",
 ]
+UDP_CLASSES = ["BasicUDPTest", "SendmsgUDPTest", "RecvmsgUDPTest", "RecvmsgIntoUDPTest", "UDPTimeoutTest"]
 
 
 class RecordingResult(unittest.TestResult):
@@ -78,6 +80,9 @@ def repoint(module: Any, vaddr: str) -> None:
     def pilot_stream() -> psocket.socket:
         return psocket.socket(psocket.AF_PILOT, socket.SOCK_STREAM)
 
+    def pilot_datagram() -> psocket.socket:
+        return psocket.socket(psocket.AF_PILOT, socket.SOCK_DGRAM)
+
     def server_setup(self: Any) -> None:
         self.serv = pilot_stream()
         self.port = socket_helper.bind_port(self.serv)
@@ -86,9 +91,19 @@ def repoint(module: Any, vaddr: str) -> None:
     def client_setup(self: Any) -> None:
         self.cli = pilot_stream()
 
+    def datagram_server_setup(self: Any) -> None:
+        self.serv = pilot_datagram()
+        self.port = socket_helper.bind_port(self.serv)
+
+    def datagram_client_setup(self: Any) -> None:
+        self.cli = pilot_datagram()
+
     module.SocketTCPTest.setUp = server_setup
     module.ThreadedTCPSocketTest.clientSetUp = client_setup
     module.TCPTestBase.newSocket = lambda self: pilot_stream()
+    module.SocketUDPTest.setUp = datagram_server_setup
+    module.ThreadedUDPSocketTest.clientSetUp = datagram_client_setup
+    module.UDPTestBase.newSocket = lambda self: pilot_datagram()
 
 
 def virtual_socketpair(family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0) -> tuple[Any, Any]:
@@ -106,10 +121,11 @@ def repoint_selectors(module: Any, vaddr: str) -> None:
     module.socketpair = virtual_socketpair
 
 
-# module -> (test classes, or None for all of the module's TestCase classes; the re-pointing)
-MODULES: dict[str, tuple[list[str] | None, Any]] = {
-    "test_socket": (CLASSES, repoint),
-    "test_selectors": (None, repoint_selectors),
+# name -> (the stdlib test module, its test classes or None for all its TestCase classes, the re-pointing)
+MODULES: dict[str, tuple[str, list[str] | None, Any]] = {
+    "test_socket": ("test_socket", CLASSES, repoint),
+    "test_socket_udp": ("test_socket", UDP_CLASSES, repoint),
+    "test_selectors": ("test_selectors", None, repoint_selectors),
 }
 
 
@@ -124,8 +140,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--exclude", action="append", default=[],
                         help="a test id (or id prefix) not to run (repeatable)")
     args = parser.parse_args(argv)
-    module = importlib.import_module(f"test.{args.module}")
-    classes, repoint_module = MODULES[args.module]
+    module_name, classes, repoint_module = MODULES[args.module]
+    module = importlib.import_module(f"test.{module_name}")
     if classes is None:
         classes = [name for name, value in vars(module).items()
                    if isinstance(value, type) and issubclass(value, unittest.TestCase)]
@@ -145,7 +161,8 @@ def main(argv: list[str]) -> int:
                                if not any(test.id().startswith(x) for x in excluded))  # type: ignore[union-attr]
     result = RecordingResult()
     suite.run(result)
-    args.output.write_text(json.dumps({"outcomes": result.outcomes, "counters": dict(SocketBase.counters)}))
+    args.output.write_text(json.dumps({"outcomes": result.outcomes, "pid": os.getpid(),
+                                       "counters": dict(SocketBase.counters)}))
     return 0
 
 

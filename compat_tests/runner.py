@@ -10,7 +10,10 @@
 - Results come from regrtest's ``--junit-xml`` (never from its summary line), are checked against
   ``compat_tests/expected/<major.minor>.py`` (unexpected failures and NotYet entries that now pass
   both fail the run), and every networked suite must show virtual connections in the counters its
-  worker processes write at exit.
+  worker processes write at exit; the daemon's per-process byte counts (by SO_PEERCRED pid) add
+  the bytes each suite moved over Pilot, whatever path (send, sendfile, TLS) moved them.
+- ``--strict``: a connect to the kernel's loopback that the alias does not cover (``::1``,
+  ``127.0.0.2``) raises, so nothing passes by bypassing the virtual stack.
 - Writes a Markdown report (and prints it).
 """
 
@@ -43,7 +46,7 @@ TIER_1 = ["test_socketserver", "test_httpservers", "test_urllib2_localnet", "tes
 TIER_2 = ["test_ftplib", "test_ssl"]
 # Run natively (compat_tests/native_socket.py): seams re-pointed at AF_PILOT sockets.
 NATIVE_TIER_1 = ["test_socket"]
-NATIVE_TIER_2 = ["test_selectors"]
+NATIVE_TIER_2 = ["test_selectors", "test_socket_udp"]
 # Suites whose tests talk over sockets they create: they must show virtual connections.
 NOT_NETWORKED = {"test_timeout"}
 SUITE_TIMEOUT_SECONDS = 180
@@ -54,6 +57,7 @@ class SuiteResult:
     name: str
     outcomes: dict[str, str] = field(default_factory=dict)  # test id -> passed/failed/error/skipped
     counters: Counter[str] = field(default_factory=Counter)
+    pids: set[int] = field(default_factory=set)
 
     def count(self, outcome: str) -> int:
         return sum(1 for value in self.outcomes.values() if value == outcome)
@@ -105,6 +109,26 @@ def read_counters(directory: Path, results: dict[str, SuiteResult]) -> None:
                     default=None)
         if suite is not None:
             results[suite].counters.update(data.get("counters", {}))
+            if isinstance(data.get("pid"), int):
+                results[suite].pids.add(data["pid"])
+
+
+def add_traffic(results: dict[str, SuiteResult], traffic: list[list[int]]) -> None:
+    """The daemon's per-pid stream byte counts, summed per suite."""
+    by_pid = {row[0]: row for row in traffic}
+    for result in results.values():
+        for pid in result.pids:
+            if pid in by_pid:
+                _, streams, sent, received = by_pid[pid]
+                result.counters["virtual.streams"] += streams
+                result.counters["virtual.bytes"] += sent + received
+
+
+def daemon_traffic(env: dict[str, str]) -> list[list[int]]:
+    from pilotsock.client.locator import request
+
+    reply = request({"op": "stats"}, home=env["PILOTSOCK_HOME"], autostart=False)
+    return list(reply.get("traffic", []))
 
 
 def run_regrtest(suites: list[str], env: dict[str, str], junit: Path, jobs: int, cwd: Path,
@@ -136,6 +160,7 @@ def run_native(module: str, env: dict[str, str], output: Path, excluded: list[st
         data = json.loads(output.read_text())
         result.outcomes.update(data["outcomes"])
         result.counters.update(data["counters"])
+        result.pids.add(int(data["pid"]))
     return result
 
 
@@ -152,12 +177,18 @@ def classify(results: dict[str, SuiteResult], expected: dict[str, Expected]) -> 
     return unexpected, stale
 
 
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} B"
+    return f"{count / 1024:.1f} KiB" if count < 1024 ** 2 else f"{count / 1024 ** 2:.1f} MiB"
+
+
 def report(results: dict[str, SuiteResult], baseline: dict[str, SuiteResult] | None,
-           expected: dict[str, Expected], seconds: float) -> str:
-    lines = [f"# Stdlib suites over pilotsock (alias mode), Python {platform.python_version()}", "",
+           expected: dict[str, Expected], seconds: float, mode: str = "alias") -> str:
+    lines = [f"# Stdlib suites over pilotsock ({mode} mode), Python {platform.python_version()}", "",
              ("| suite | run | passed | skipped | failed | expected failures | kernel passed | ratio |"
-              " virtual connects / accepts / binds | kernel connects |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+              " virtual connects / accepts / binds | virtual bytes | kernel connects |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     total_passed = total_kernel = 0
     for name, result in results.items():
         failed = result.count("failed") + result.count("error")
@@ -171,7 +202,7 @@ def report(results: dict[str, SuiteResult], baseline: dict[str, SuiteResult] | N
         lines.append(f"| {name} | {len(result.outcomes)} | {result.count('passed')} | {result.count('skipped')} "
                      f"| {failed} | {known} | {kernel if kernel is not None else '-'} | {ratio} "
                      f"| {c['virtual.connect']} / {c['virtual.accept']} / {c['virtual.bind']} "
-                     f"| {c['kernel.connect']} |")
+                     f"| {_size(c['virtual.bytes'])} | {c['kernel.connect']} |")
     overall = f"{total_passed / total_kernel:.1%}" if total_kernel else "-"
     lines += ["", (f"Passed over pilotsock: {total_passed}; on kernel sockets: {total_kernel or '-'} "
                    f"(ratio {overall}). Wall time {seconds:.1f} s.")]
@@ -185,6 +216,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("--report", type=Path, help="write the Markdown report here too")
     parser.add_argument("--no-baseline", action="store_true", help="skip the kernel-socket run")
+    parser.add_argument("--strict", action="store_true",
+                        help="a connect to the kernel's loopback that the alias does not cover raises")
     parser.add_argument("--run-flaky", action="store_true",
                         help="also run the Flaky/Slow entries (by default they are left out, so a flaky "
                              "test cannot disturb the tests after it)")
@@ -212,7 +245,7 @@ def main(argv: list[str]) -> int:
                 counters_dir = root / "counters"
                 counters_dir.mkdir()
                 env = patched_environment(daemon.env)
-                env[COMPAT_SWITCH] = "alias"
+                env[COMPAT_SWITCH] = "strict" if args.strict else "alias"
                 env["PILOTSOCK_COUNTERS_DIR"] = str(counters_dir)
                 ignored = [] if args.run_flaky else sorted(
                     test_id for test_id, entry in expected.items() if isinstance(entry, (Flaky, Slow)))
@@ -224,6 +257,7 @@ def main(argv: list[str]) -> int:
                     output = root / f"native-{module}.json"
                     results[f"{module} (native)"] = run_native(module, daemon.env, output, ignored, kernel=False)
                     alias_log += (root / f"native-{module}.log").read_text()
+                add_traffic(results, daemon_traffic(daemon.env))
             finally:
                 daemon.stop()
             baseline = None
@@ -236,7 +270,7 @@ def main(argv: list[str]) -> int:
                                                                 ignored, kernel=True)
         finally:
             registry.stop()
-    text = report(results, baseline, expected, time.monotonic() - started)
+    text = report(results, baseline, expected, time.monotonic() - started, "strict" if args.strict else "alias")
     print(text)
     if args.report:
         args.report.write_text(text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import _socket
 import contextlib
 import errno as _errno
+import ipaddress
 import os as _os
 import select as _select
 import socket as _stdlib
@@ -35,6 +36,22 @@ _CARRIED_OPTIONS = ("SO_REUSEADDR", "SO_KEEPALIVE", "SO_BROADCAST", "SO_OOBINLIN
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "", "0.0.0.0"})
 
 
+def is_loopback_target(address: object) -> bool:
+    """Does this AF_INET/AF_INET6 address reach the kernel's loopback (127/8, ::1, v4-mapped
+    loopback, ``localhost``)?"""
+    if not isinstance(address, tuple) or not address or not isinstance(address[0], str):
+        return False
+    host = address[0].split("%", 1)[0]
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
 def names_virtual_host(address: object) -> bool:
     """True for an (host, port, ...) address whose host is a virtual node."""
     if not isinstance(address, tuple) or len(address) < 2:
@@ -48,6 +65,9 @@ class SocketBase(StdSocket):
     # Compat mode (socket-design.md §5), set process-wide by pilotsock.patch: IPv4 loopback names
     # and wildcard binds mean this node, and such sockets keep reporting 127.0.0.1 addresses.
     loopback_alias = False
+    # Strict mode (compat_tests --strict): a connect that would reach the kernel's loopback raises,
+    # so a suite cannot pass by quietly bypassing the virtual stack.
+    strict_loopback = False
     # Process-wide proof of which stack carried the traffic (compat_tests reads it at exit).
     counters: ClassVar[Counter[str]] = Counter()
 
@@ -62,6 +82,8 @@ class SocketBase(StdSocket):
                 and len(address) == 2 and address[0] in LOOPBACK_HOSTS):
             return True
         self.counters[f"kernel.{action}"] += 1
+        if self.strict_loopback and action == "connect" and is_loopback_target(address):
+            raise PermissionError(_errno.EACCES, f"pilotsock strict mode: kernel loopback connect to {address!r}")
         return False
 
     def _enter_virtual(self, address: tuple[Any, ...], *, binding: bool = False) -> tuple[PilotState, tuple[Any, Any]]:
@@ -256,14 +278,15 @@ class SocketBase(StdSocket):
         super().send(DATAGRAM_ADDRESS.pack(remote.network, remote.node, port) + bytes(payload))
         return len(payload)
 
-    def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
+    def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any, int]:
+        """One datagram: (payload, source, msg_flags), MSG_TRUNC set when it was cut short."""
         state = self._check_open()
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
         if not state.bound:
             self.bind(("", 0))  # like UDP: an unbound socket just receives nothing (yet)
         while True:
-            message = super().recv(bufsize + DATAGRAM_ADDRESS.size, flags)
+            message, _, msg_flags, _ = super().recvmsg(bufsize + DATAGRAM_ADDRESS.size, 0, flags)
             if len(message) < DATAGRAM_ADDRESS.size:
                 if not message:
                     raise OSError(_errno.ECONNRESET, "pilotsock daemon closed the datagram channel")
@@ -272,4 +295,5 @@ class SocketBase(StdSocket):
             source = Addr(network, node)
             if state.peer is not None and (source != state.peer or source_port != state.peer_port):
                 continue  # a connected datagram socket only sees its peer, like UDP
-            return message[DATAGRAM_ADDRESS.size:], self._shown(state, source, source_port)
+            return (message[DATAGRAM_ADDRESS.size:], self._shown(state, source, source_port),
+                    msg_flags & _stdlib.MSG_TRUNC)

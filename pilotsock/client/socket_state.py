@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno as _errno
 import os as _os
 import socket as _stdlib
+from collections.abc import Callable
 from typing import Any
 
 from pilotsock.addresses import Addr
@@ -81,6 +82,31 @@ def check_port(port: object, method: str) -> int:
     if not 0 <= port <= 0xFFFF:
         raise OverflowError(f"{method}(): port must be 0-65535.")
     return port
+
+
+def check_arguments(method: str, *args: Any) -> None:
+    """Let the C socket layer judge ``method``'s arguments (TypeError, ValueError, OverflowError
+    with its own messages) where pilotsock emulates the call: it parses them before any system
+    call, so a closed probe socket answers EBADF exactly when they are acceptable."""
+    probe = StdSocket(_stdlib.AF_UNIX, _stdlib.SOCK_DGRAM)
+    probe.close()
+    try:
+        getattr(StdSocket, method)(probe, *args)
+    except OSError as exc:
+        if exc.errno != _errno.EBADF:
+            raise
+
+
+def reusable(items: Any, check: Callable[[Any], None]) -> Any:
+    """``items`` (a buffer or ancillary-data iterable) as a list that can be checked, then used;
+    what is not iterable at all gets the C layer's own error from ``check(items)``."""
+    if isinstance(items, (list, tuple)):
+        return items
+    try:
+        return list(items)
+    except TypeError:
+        check(items)
+        raise
 
 
 def split_address(address: object, method: str) -> tuple[object, int]:

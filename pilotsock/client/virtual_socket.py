@@ -31,8 +31,10 @@ from pilotsock.client.socket_state import (
     PilotState,
     RawFrames,
     bad_fd,
+    check_arguments,
     os_error,
     raise_for,
+    reusable,
     split_address,
 )
 from pilotsock.client.stdlib import StdSocket
@@ -397,8 +399,9 @@ class socket(SocketBase):
         if state is None:
             return super().recvmsg(bufsize, ancbufsize, flags)
         if state.kind == _stdlib.SOCK_DGRAM:
-            data, address = self.recvfrom(bufsize, flags)
-            return data, [], 0, address
+            check_arguments("recvmsg", bufsize, ancbufsize, flags)
+            data, address, msg_flags = self._recv_datagram(bufsize, flags)
+            return data, [], msg_flags, address
         if state.peer is None or state.connecting:
             self._before_io(state, False)
         data, ancillary, msg_flags, _ = super().recvmsg(bufsize, ancbufsize, flags)
@@ -410,15 +413,18 @@ class socket(SocketBase):
         state = self._pilot
         if state is None:
             return super().recvmsg_into(buffers, ancbufsize, flags)
-        buffers = [memoryview(b).cast("B") for b in buffers]
         if state.kind == _stdlib.SOCK_DGRAM:  # scatter one datagram over the buffers
-            data, address = self.recvfrom(sum(len(b) for b in buffers), flags)
+            buffers = reusable(buffers, lambda b: check_arguments("recvmsg_into", b, ancbufsize, flags))
+            check_arguments("recvmsg_into", buffers, ancbufsize, flags)
+            buffers = [memoryview(b).cast("B") for b in buffers]
+            data, address, msg_flags = self._recv_datagram(sum(len(b) for b in buffers), flags)
             offset = 0
             for view in buffers:
                 piece = data[offset:offset + len(view)]
                 view[:len(piece)] = piece
                 offset += len(piece)
-            return len(data), [], 0, address
+            return len(data), [], msg_flags, address
+        buffers = [memoryview(b).cast("B") for b in buffers]
         if state.peer is None or state.connecting:
             self._before_io(state, False)
         count, ancillary, msg_flags, _ = super().recvmsg_into(buffers, ancbufsize, flags)
@@ -432,7 +438,7 @@ class socket(SocketBase):
             return super().recvfrom(bufsize, flags)
         if state.kind != _stdlib.SOCK_DGRAM:
             return self.recv(bufsize, flags), None  # TCP reports no source address
-        return self._recv_datagram(bufsize, flags)
+        return self._recv_datagram(bufsize, flags)[:2]
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
         state = self._pilot
@@ -445,7 +451,7 @@ class socket(SocketBase):
             raise ValueError("negative buffersize in recvfrom_into")
         if nbytes > len(view):
             raise ValueError("nbytes is greater than the length of the buffer")
-        data, address = self._recv_datagram(nbytes or len(view), flags)
+        data, address, _ = self._recv_datagram(nbytes or len(view), flags)
         view[:len(data)] = data
         return len(data), address
 
@@ -477,6 +483,9 @@ class socket(SocketBase):
                 return super().sendmsg(buffers, ancdata, flags)
             return super().sendmsg(buffers, ancdata, flags, address)
         if state.kind == _stdlib.SOCK_DGRAM:
+            buffers = reusable(buffers, lambda b: check_arguments("sendmsg", b, ancdata, flags))
+            ancdata = reusable(ancdata, lambda a: check_arguments("sendmsg", buffers, a, flags))
+            check_arguments("sendmsg", buffers, ancdata, flags)
             payload = b"".join(memoryview(b).cast("B") for b in buffers)
             if address is None:
                 return self.send(payload, flags)

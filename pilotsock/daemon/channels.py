@@ -27,6 +27,18 @@ from pilotsock.wire.local_api import DATAGRAM_ADDRESS, MAX_DATAGRAM_PAYLOAD
 
 log = logging.getLogger("pilotsock.daemon.channels")
 
+
+class AppTraffic:
+    """What one application process moved through its streams (by the control connection's
+    SO_PEERCRED pid): proof, for compat_tests and ``stats``, of which programs used the stack."""
+
+    __slots__ = ("received", "sent", "streams")
+
+    def __init__(self) -> None:
+        self.streams = 0
+        self.sent = 0  # app -> network
+        self.received = 0  # network -> app
+
 READ_CHUNK_BYTES = 256 * 1024
 MAX_IOV = 512
 UNIX_BUFFER_BYTES = 1024 * 1024
@@ -44,8 +56,10 @@ def _prepare(sock: socket.socket) -> None:
 
 class UnixStreamChannel:
     def __init__(self, stack: NodeStack, endpoint: StreamEndpoint, sock: socket.socket, *,
-                 discard_bytes: int = 0) -> None:
+                 discard_bytes: int = 0, traffic: AppTraffic | None = None) -> None:
         self.stack = stack
+        self.traffic = traffic if traffic is not None else AppTraffic()
+        self.traffic.streams += 1
         self._discard = discard_bytes  # the non-blocking connect guard still to drop (G6)
         self.endpoint = endpoint
         self.sock = sock
@@ -106,6 +120,7 @@ class UnixStreamChannel:
                     conn.shutdown_write(now)
                 break
             conn.write(data, now)
+            self.traffic.sent += len(data)
             if len(data) < min(space, READ_CHUNK_BYTES):
                 break
         self.stack.mark_dirty(self.endpoint)
@@ -134,6 +149,7 @@ class UnixStreamChannel:
                 return
             if sent:
                 conn.consume_received(sent, now)
+                self.traffic.received += sent
             if sent < sum(len(chunk) for chunk in chunks):
                 self._want_write()
                 return
@@ -185,6 +201,7 @@ class UnixStreamChannel:
             except OSError:
                 self._close_socket()
                 return
+            self.traffic.received += sent
             pending = pending[sent:]
             if not pending:
                 if peer_eof:

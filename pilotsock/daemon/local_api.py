@@ -23,11 +23,13 @@ import asyncio
 import logging
 import os
 import socket
+import struct
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from pilotsock.addresses import Addr
-from pilotsock.daemon.channels import EchoApp, UnixDatagramChannel, UnixStreamChannel
+from pilotsock.daemon.channels import AppTraffic, EchoApp, UnixDatagramChannel, UnixStreamChannel
 from pilotsock.daemon.stack import DATAGRAM, STREAM, DatagramPort, Listener, NodeStack, StreamEndpoint
 from pilotsock.errors import ErrorCode, MalformedFrame
 from pilotsock.transport.ports import NoFreePort, PortInUse
@@ -43,6 +45,9 @@ from pilotsock.wire.local_api import (
 log = logging.getLogger("pilotsock.daemon.local_api")
 
 ECHO_PORT = 7
+# Per-process traffic is kept for this many application pids (the oldest is forgotten first).
+TRAFFIC_PROCESSES = 4096
+_UCRED = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
 
 def _address(value: Any) -> Addr:
@@ -73,6 +78,7 @@ class LocalApiServer:
         self.connections: set[ControlConnection] = set()
         self.counters = {"local_api.malformed": 0, "local_api.accepted": 0, "local_api.bad_request": 0}
         self.pid = os.getpid()
+        self._traffic: OrderedDict[int, AppTraffic] = OrderedDict()
         if path.exists() or path.is_symlink():
             path.unlink()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -97,6 +103,20 @@ class LocalApiServer:
                 return
             self.counters["local_api.accepted"] += 1
             self.connections.add(ControlConnection(self, sock))
+
+    def traffic_of(self, pid: int) -> AppTraffic:
+        traffic = self._traffic.get(pid)
+        if traffic is None:
+            traffic = self._traffic[pid] = AppTraffic()
+            while len(self._traffic) > TRAFFIC_PROCESSES:
+                self._traffic.popitem(last=False)
+        else:
+            self._traffic.move_to_end(pid)
+        return traffic
+
+    def traffic(self) -> list[list[int]]:
+        """``[pid, streams, bytes sent, bytes received]`` per application process."""
+        return [[pid, t.streams, t.sent, t.received] for pid, t in self._traffic.items()]
 
     def start_echo(self) -> None:
         def accept_echo(endpoint: StreamEndpoint) -> bool:
@@ -136,6 +156,11 @@ class ControlConnection:
         self.dial: StreamEndpoint | None = None
         self.datagram: UnixDatagramChannel | None = None
         self.reuse = False  # the client's SO_REUSEADDR, sent with bind and connect
+        try:
+            pid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))[0]
+        except OSError:
+            pid = 0
+        self.traffic = server.traffic_of(pid)
         sock.setblocking(False)
         self.loop.add_reader(self._fd, self._on_readable)
 
@@ -234,7 +259,7 @@ class ControlConnection:
         self.send(ok_reply(**self.server._info()))
 
     def _op_stats(self, request: dict[str, Any]) -> None:
-        self.send(ok_reply(**self.server._stats()))
+        self.send(ok_reply(**self.server._stats(), traffic=self.server.traffic()))
 
     def _op_stream_option(self, request: dict[str, Any]) -> None:
         """Change a live stream by its id: TCP_NODELAY set after connect/accept, or an abort
@@ -353,7 +378,7 @@ class ControlConnection:
     def _attach_socketpair(self, endpoint: StreamEndpoint) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._label(ours, endpoint)
-        endpoint.app = UnixStreamChannel(self.stack, endpoint, ours)
+        endpoint.app = UnixStreamChannel(self.stack, endpoint, ours, traffic=self.traffic)
         endpoint.app.update_interest()
         return theirs
 
@@ -376,10 +401,12 @@ class ControlConnection:
         so this control connection may go away meanwhile."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stack = self.stack
+        traffic = self.traffic
 
         def on_result(endpoint: StreamEndpoint, code: ErrorCode) -> None:
             if code is ErrorCode.OK:
-                endpoint.app = UnixStreamChannel(stack, endpoint, ours, discard_bytes=CONNECT_GUARD_BYTES)
+                endpoint.app = UnixStreamChannel(stack, endpoint, ours, discard_bytes=CONNECT_GUARD_BYTES,
+                                                 traffic=traffic)
                 endpoint.app.update_interest()
                 return
             try:

@@ -26,7 +26,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pilotsock.socket as _psocket
 from pilotsock.client import stdlib as _original
@@ -84,19 +84,37 @@ def patch_loopback_alias() -> None:
     _replace("pilotsock.client.socket_base", SocketBase, "loopback_alias", True)
 
 
-def patch_all(*, loopback_alias: bool = False) -> None:
-    """``patch_socket()`` and ``patch_ssl()`` (and ``patch_loopback_alias()`` if asked), then a
-    warning naming modules that captured the stdlib originals before this call (they keep the
-    kernel-only objects)."""
+def patch_strict_loopback() -> None:
+    """Strict mode: a connect from an internet socket that stays on the kernel and targets its
+    loopback (``127.0.0.0/8``, ``::1``, ``localhost``) raises ``PermissionError(EACCES)``. With
+    the loopback alias, this proves a test suite's traffic really went over Pilot."""
+    from pilotsock.client.socket_base import SocketBase
+
+    _replace("pilotsock.client.socket_base", SocketBase, "strict_loopback", True)
+
+
+def patch_all(*, loopback_alias: bool = False, strict: bool = False) -> None:
+    """``patch_socket()`` and ``patch_ssl()`` (and ``patch_loopback_alias()``,
+    ``patch_strict_loopback()`` if asked), then a warning naming modules that captured the stdlib
+    originals before this call (they keep the kernel-only objects)."""
     patch_socket()
     patch_ssl()
     if loopback_alias:
         patch_loopback_alias()
+    if strict:
+        patch_strict_loopback()
     late = captured_originals()
     if late:
         warnings.warn(f"pilotsock.patch: patched too late for {', '.join(late)}: these modules hold the "
                       "original socket objects; patch first (python -m pilotsock.patch, or PILOTSOCK_PATCH=1)",
                       PatchedTooLate, stacklevel=2)
+
+
+def patch_from_environment(environ: Mapping[str, str] | None = None) -> None:
+    """``patch_all`` as ``PILOTSOCK_COMPAT`` asks: ``alias`` (loopback aliasing), ``strict``
+    (aliasing, and a kernel loopback connect raises), anything else: neither."""
+    compat = (os.environ if environ is None else environ).get(COMPAT_SWITCH)
+    patch_all(loopback_alias=compat in ("alias", "strict"), strict=compat == "strict")
 
 
 def unpatch_all() -> None:
@@ -166,6 +184,6 @@ def write_counters_at_exit(directory: str) -> None:
 
     def write() -> None:
         path = Path(directory) / f"{os.getpid()}.json"
-        path.write_text(json.dumps({"argv": sys.argv, "counters": dict(SocketBase.counters)}))
+        path.write_text(json.dumps({"argv": sys.argv, "pid": os.getpid(), "counters": dict(SocketBase.counters)}))
 
     atexit.register(write)

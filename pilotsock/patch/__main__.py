@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr if argv[:1] not in (["-h"], ["--help"]) else sys.stdout)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     os.environ.update(patch.patched_environment())
-    patch.patch_all(loopback_alias=os.environ.get(patch.COMPAT_SWITCH) == "alias")
+    patch.patch_from_environment()
     if argv[0] == "-m":
         sys.argv = [argv[1], *argv[2:]]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from compat_tests.kinds import Flaky, NotYet
-from compat_tests.runner import SuiteResult, classify, parse_junit, report, suite_of
+from compat_tests.runner import SuiteResult, add_traffic, classify, parse_junit, report, suite_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(600)
 def test_tier_1_passes_like_kernel_sockets(tmp_path: Path) -> None:
     report_file = tmp_path / "report.md"
-    result = subprocess.run([sys.executable, "-m", "compat_tests", "--tier", "1", "-j2", "--report", str(report_file)],
+    result = subprocess.run([sys.executable, "-m", "compat_tests", "--tier", "1", "-j2", "--strict",
+                             "--report", str(report_file)],
                             cwd=ROOT, capture_output=True, text=True, timeout=540, check=False)
     problems = "\n".join(line for line in result.stdout.splitlines() if line.startswith("compat_tests:"))
     assert result.returncode == 0, problems + "\n" + result.stdout[-3000:] + result.stderr[-2000:]
@@ -31,6 +32,10 @@ def test_tier_1_passes_like_kernel_sockets(tmp_path: Path) -> None:
     assert int(run) >= 190 and int(passed) >= int(run) - 2, text  # test_socket's TCP classes on AF_PILOT
     ratio = float(text.split("(ratio ")[1].split("%")[0])
     assert ratio >= 97.0, text
+    # The daemon counted the bytes of the suites' processes (strict mode: none went to kernel loopback).
+    assert "(strict mode)" in text
+    moved = re.search(r"\| test_socketserver \|(?:[^|]*\|){8} ([\d.]+ [KM]i?B) \|", text)
+    assert moved is not None and not moved.group(1).startswith("0 "), text
 
 
 def test_junit_parsing_and_classification(tmp_path: Path) -> None:
@@ -56,3 +61,10 @@ def test_junit_parsing_and_classification(tmp_path: Path) -> None:
     text = report(results, {"test_a": SuiteResult("test_a", {"t": "passed"}),
                             "test_asyncio.test_streams": SuiteResult("x")}, expected, 1.0)
     assert "| test_a | 4 | 2 | 0 | 2 | 1 | 1 | 200.0% |" in text
+
+
+def test_traffic_is_summed_per_suite_by_pid() -> None:
+    results = {"a": SuiteResult("a", pids={10, 11}), "b": SuiteResult("b", pids={12})}
+    add_traffic(results, [[10, 2, 100, 50], [11, 1, 5, 5], [99, 7, 7, 7]])
+    assert results["a"].counters["virtual.streams"] == 3 and results["a"].counters["virtual.bytes"] == 160
+    assert results["b"].counters["virtual.bytes"] == 0

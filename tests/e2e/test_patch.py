@@ -383,3 +383,39 @@ def test_child_processes_start_patched(two_nodes: tuple[DaemonProcess, DaemonPro
     first, second = result.stdout.splitlines()
     assert first.endswith("pilotsock.client.virtual_socket")
     assert second == "0-0000-0000-0001.pilot"
+
+
+def test_strict_mode_refuses_kernel_loopback_connects(node: DaemonProcess) -> None:
+    """PILOTSOCK_COMPAT=strict: the IPv4 loopback alias goes over Pilot; any other connect to the
+    kernel's loopback raises EACCES, so a suite cannot pass by quietly using kernel sockets."""
+    env = {**node.env, "PILOTSOCK_COMPAT": "strict"}
+    result = subprocess.run([sys.executable, "-m", "pilotsock.patch", "-c", textwrap.dedent("""
+        import errno, socket
+        with socket.create_server(("127.0.0.1", 0)) as server:     # aliased: a virtual listener
+            port = server.getsockname()[1]
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+                conn, _ = server.accept()
+                client.sendall(b"over pilot")
+                print(conn.recv(20).decode(), client._pilot is not None)
+                conn.close()
+        with socket.create_server(("127.0.0.2", 0)) as kernel:      # not aliased: stays on the kernel
+            for host in ("127.0.0.2", "::ffff:127.0.0.2"):
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                with socket.socket(family) as probe:
+                    try:
+                        probe.connect((host, kernel.getsockname()[1]))
+                    except PermissionError as exc:
+                        print(exc.errno == errno.EACCES, "strict mode" in str(exc))
+        """)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["over pilot True", "True True", "True True"]
+
+
+def test_loopback_targets() -> None:
+    from pilotsock.client.socket_base import is_loopback_target
+
+    for address in [("127.0.0.1", 1), ("127.9.9.9", 1), ("::1", 1, 0, 0), ("::ffff:127.0.0.1", 1), ("localhost", 1),
+                    ("::1%lo", 1)]:
+        assert is_loopback_target(address), address
+    for address in [("10.0.0.1", 1), ("::2", 1), ("example.test", 1), "/tmp/sock", (), (1, 2)]:
+        assert not is_loopback_target(address), address

@@ -245,6 +245,48 @@ def test_nodelay_reaches_the_daemons_stream(pair: tuple[psocket.socket, psocket.
     assert conn.recv(10) == b"small"
 
 
+def test_daemon_counts_each_processs_stream_traffic(node: DaemonProcess, tmp_path: Path) -> None:
+    """Bytes are counted by the daemon per application pid (SO_PEERCRED), whatever path the
+    application used to move them (send, sendfile, a child process)."""
+    import subprocess
+    import sys
+
+    from pilotsock.client.locator import request
+
+    def traffic() -> dict[int, tuple[int, int, int]]:
+        return {pid: (streams, sent, received) for pid, streams, sent, received in request({"op": "stats"})["traffic"]}
+
+    before = traffic().get(os.getpid(), (0, 0, 0))  # the daemon may be shared with earlier tests
+    client, conn = _pair()
+    with client, conn:
+        client.sendall(b"x" * 1000)
+        assert len(conn.recv(2000)) == 1000
+        payload = tmp_path / "payload"
+        payload.write_bytes(b"y" * 5000)
+        with payload.open("rb") as file:
+            assert conn.sendfile(file) == 5000
+        received = 0
+        while received < 5000:
+            received += len(client.recv(8192))
+        with psocket.create_server(("", 0), family=psocket.AF_PILOT) as listener:
+            child = subprocess.Popen(
+                [sys.executable, "-c", ("import sys, pilotsock.socket as s\n"
+                                        "with s.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10) as c:\n"
+                                        "    c.sendall(b'z' * 3000)\n    print(len(c.recv(10)), flush=True)"),
+                 str(listener.getsockname()[0]), str(listener.getsockname()[1])],
+                stdout=subprocess.PIPE, text=True)
+            accepted, _ = listener.accept()
+            with accepted:
+                got = 0
+                while got < 3000:
+                    got += len(accepted.recv(8192))
+                accepted.sendall(b"ok")
+                assert child.communicate(timeout=30)[0].strip() == "2"
+    after = traffic()
+    assert tuple(a - b for a, b in zip(after[os.getpid()], before)) == (3, 1000 + 5000 + 2, 1000 + 5000 + 3000)
+    assert after[child.pid] == (1, 3000, 2)
+
+
 # -- one thread, one selector, 200 connections ---------------------------------------------------
 
 def test_default_selector_drives_200_connections(node: DaemonProcess) -> None:

@@ -950,6 +950,37 @@ def dgram_recvmsg_into_scatters(env: Env) -> Any:
 
 
 @scenario
+def dgram_recvmsg_reports_truncation(env: Env) -> Any:
+    a, _ = env.datagram()
+    b, b_address = env.datagram()
+    a.sendto(b"0123456789", b_address)
+    a.sendto(b"fits", b_address)
+    a.sendto(b"0123456789", b_address)
+    first, _, first_flags, _ = b.recvmsg(4)
+    second, _, second_flags, _ = b.recvmsg(100)
+    buffer = bytearray(3)
+    count, _, third_flags, _ = b.recvmsg_into([buffer])
+    return (first, first_flags & kernel.MSG_TRUNC, second, second_flags & kernel.MSG_TRUNC,
+            count, bytes(buffer), third_flags & kernel.MSG_TRUNC)
+
+
+@scenario
+def dgram_msg_calls_reject_bad_arguments(env: Env) -> Any:
+    sock, address = env.datagram()
+    errors = []
+    for call in (lambda: sock.recvmsg(-1), lambda: sock.recvmsg(10, -1), lambda: sock.recvmsg(object()),
+                 lambda: sock.recvmsg_into([b"read-only"]), lambda: sock.recvmsg_into(object()),
+                 lambda: sock.sendmsg(object(), [], 0, address), lambda: sock.sendmsg([b"x"], [(0, 0)], 0, address),
+                 lambda: sock.sendmsg([b"x"], object(), 0, address), lambda: sock.sendmsg([object()], [], 0, address)):
+        try:
+            call()
+        except (TypeError, ValueError) as exc:
+            errors.append((type(exc).__name__, str(exc)))
+    sock.sendmsg(iter([b"still ", b"works"]), iter([]), 0, address)
+    return errors, sock.recv(100)
+
+
+@scenario
 def dgram_shutdown_unconnected(env: Env) -> Any:
     sock, _ = env.datagram()
     sock.shutdown(kernel.SHUT_RDWR)

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Patches this Python process with pilotsock when ``PILOTSOCK_PATCH=1`` (the directory is put on
 ``PYTHONPATH`` by ``python -m pilotsock.patch``), with loopback aliasing when also
-``PILOTSOCK_COMPAT=alias``; then runs the ``sitecustomize`` this one hides."""
+``PILOTSOCK_COMPAT=alias`` (``strict``: aliasing, and a kernel loopback connect raises); then runs
+the ``sitecustomize`` this one hides."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _chain() -> None:
 if os.environ.get("PILOTSOCK_PATCH") == "1":
     import pilotsock.patch
 
-    pilotsock.patch.patch_all(loopback_alias=os.environ.get("PILOTSOCK_COMPAT") == "alias")
+    pilotsock.patch.patch_from_environment()
     if os.environ.get("PILOTSOCK_COUNTERS_DIR"):
         pilotsock.patch.write_counters_at_exit(os.environ["PILOTSOCK_COUNTERS_DIR"])
 _chain()
