@@ -41,11 +41,17 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from pilotsock.bench import run_via_emulator
-
     if not args.via_emulator:
-        print("pilotsock bench: only --via-emulator is implemented so far", file=sys.stderr)
-        return 2
+        from pilotsock.benchmarks import suite
+
+        settings = suite.Settings(bulk_mb=args.bulk_mb, echo_mb=args.echo_mb, dials=args.dials, pings=args.pings,
+                                  http_clients=args.http_clients, http_seconds=args.http_seconds,
+                                  idle_seconds=args.idle_seconds)
+        result = suite.run(settings)
+        print(json.dumps(result.as_json(), indent=2) if args.json else suite.format_table(result))
+        return 0
+    from pilotsock.benchmarks.emulated_path import run_via_emulator
+
     report = run_via_emulator(rtt_ms=args.rtt_ms, loss=args.loss, seconds=args.seconds, rate_mbps=args.rate_mbps,
                               congestion_control=args.congestion_control,
                               receive_buffer_bytes=args.receive_buffer_bytes,
@@ -92,13 +98,24 @@ def _bound(server: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pilotsock.benchmarks.suite import Settings
+
     parser = argparse.ArgumentParser(prog="python -m pilotsock")
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="show this node's identity")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(run=_info)
-    bench = commands.add_parser("bench", help="measure throughput with its own registry and daemons")
-    bench.add_argument("--via-emulator", action="store_true", help="through the user-space link emulator")
+    bench = commands.add_parser("bench", help="pilotsock beside kernel TCP, with its own registry and daemons")
+    defaults = Settings()
+    bench.add_argument("--bulk-mb", type=int, default=defaults.bulk_mb, help="(a) one-way bulk size, MB")
+    bench.add_argument("--echo-mb", type=int, default=defaults.echo_mb, help="(b) echo bulk size, MB")
+    bench.add_argument("--dials", type=int, default=defaults.dials, help="(c) connections to time")
+    bench.add_argument("--pings", type=int, default=defaults.pings, help="(d) 8-byte round trips to time")
+    bench.add_argument("--http-clients", type=int, default=defaults.http_clients, help="(e) the larger client count")
+    bench.add_argument("--http-seconds", type=float, default=defaults.http_seconds, help="(e, f) run time per load")
+    bench.add_argument("--idle-seconds", type=float, default=defaults.idle_seconds, help="(h) idle window")
+    bench.add_argument("--via-emulator", action="store_true",
+                       help="instead: one-way throughput through the user-space link emulator")
     bench.add_argument("--rtt-ms", type=float, default=100.0)
     bench.add_argument("--loss", type=float, default=0.005)
     bench.add_argument("--rate-mbps", type=float, default=0.0, help="emulated link rate, MB/s (0 = unlimited)")

@@ -76,6 +76,10 @@ class AdmissionConfig:
     max_connections_total: int = 4096
     default_backlog: int = 64
     max_backlog: int = 4096
+    # Handshakes in progress per listener: max(listen backlog, this). Established connections go
+    # to the application at once, so the backlog does not bound them; a SYN beyond this limit is
+    # dropped (the dialer retries), as Linux does, where the D01 draft's Go code answers RST.
+    syn_queue_min: int = 256
 
 
 @dataclass(frozen=True)

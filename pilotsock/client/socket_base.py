@@ -276,6 +276,7 @@ class SocketBase(StdSocket):
         if not state.bound:
             self.bind(("", 0))
         super().send(DATAGRAM_ADDRESS.pack(remote.network, remote.node, port) + bytes(payload))
+        self.counters["virtual.datagram"] += 1
         return len(payload)
 
     def _recv_datagram(self, bufsize: int, flags: int) -> tuple[bytes, Any, int]:

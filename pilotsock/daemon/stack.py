@@ -199,9 +199,13 @@ class NodeStack:
         if verdict is Verdict.DROP:
             self.count("stream.syn_rate_limited")
             return
-        if verdict is Verdict.RESET or listener.half_open >= listener.backlog:
+        if verdict is Verdict.RESET:
             self.count("stream.syn_over_cap")
             self._send_reset(packet, now)
+            return
+        if listener.half_open >= max(listener.backlog, self.config.admission.syn_queue_min):
+            # Like Linux with a full SYN queue: no answer; the dialer's SYN retransmission retries.
+            self.count("stream.syn_queue_full")
             return
         remote = Addr(packet.src_network, packet.src_node)
         endpoint = StreamEndpoint(next(self._ids), self._new_connection(), packet.dst_port, remote, packet.src_port)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pilotsock.bench import run_via_emulator
+from pilotsock.benchmarks.emulated_path import run_via_emulator
 
 pytestmark = pytest.mark.timeout(120)
 
