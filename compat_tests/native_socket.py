@@ -71,11 +71,31 @@ def repoint(module: Any, vaddr: str) -> None:
     """The seams of test_socket, re-pointed at ``vaddr`` and AF_PILOT."""
     from test.support import socket_helper  # type: ignore[import-not-found]
 
+    from pilotsock.client.stdlib import StdSocket
+
     import pilotsock.socket as psocket
 
     module.HOST = vaddr
     module.InetTestBase.host = vaddr
     socket_helper.bind_port.__defaults__ = (vaddr,)
+    find_virtual_port = socket_helper.find_unused_port
+
+    def find_unused_port(*args: Any, **kwargs: Any) -> int:
+        """A port free on this node that is also free on the kernel: CreateServerFunctionalTest
+        binds kernel IPv6 sockets on the port it is given."""
+        for _ in range(50):
+            port = int(find_virtual_port(*args, **kwargs))
+            try:
+                for family in (socket.AF_INET, socket.AF_INET6):
+                    with StdSocket(family, socket.SOCK_STREAM) as probe:
+                        probe.bind(("", port))
+            except OSError:
+                continue
+            return port
+        raise OSError("no port free on both Pilot and the kernel")
+
+    socket_helper.find_unused_port = find_unused_port
+    module.socket_helper.find_unused_port = find_unused_port
 
     def pilot_stream() -> psocket.socket:
         return psocket.socket(psocket.AF_PILOT, socket.SOCK_STREAM)

@@ -14,6 +14,7 @@ endpoints dirty, and one ``flush`` per event-loop wake-up sends their segments (
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import os
@@ -337,9 +338,28 @@ class NodeStack:
         else:
             self._schedule(endpoint, conn.next_deadline())
 
+    def _path_mss(self, node: int) -> int:
+        """Larger segments within this node and to peers reached over the host's loopback."""
+        transport = self.config.transport
+        if not transport.loopback_mss:
+            return transport.mss
+        if node == self.own.node:
+            return transport.loopback_mss
+        path = self.peers.path_of(node)
+        if path is None or path.relayed:
+            return transport.mss
+        try:
+            loopback = ipaddress.ip_address(path.address[0].split("%", 1)[0]).is_loopback
+        except ValueError:
+            loopback = False
+        return transport.loopback_mss if loopback else transport.mss
+
     def _on_event(self, endpoint: StreamEndpoint, event: ConnEvent, now: float) -> None:
         if event is ConnEvent.ESTABLISHED:
             endpoint.established = True
+            mss = self._path_mss(endpoint.remote.node)
+            if mss != endpoint.conn.mss:
+                endpoint.conn.use_mss(mss)
             if endpoint.on_dial_result is not None:
                 callback, endpoint.on_dial_result = endpoint.on_dial_result, None
                 callback(endpoint, ErrorCode.OK)

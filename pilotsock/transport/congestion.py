@@ -13,6 +13,8 @@ from pilotsock.transport.send_queue import RateSample
 
 
 class CongestionController(Protocol):
+    mss: int
+
     def on_sent(self, sent_bytes: int, now: float) -> None: ...
     def on_acked(self, acked_bytes: int, now: float, *, in_recovery: bool) -> None: ...
     def on_rate_sample(self, sample: RateSample, now: float, *, min_rtt: float | None, delivered: int,

@@ -81,6 +81,7 @@ class StreamConnection:
         self.snd_una = self.iss
         self.snd_nxt = self.iss
         self.nodelay = nodelay
+        self.mss = config.mss  # payload bytes per segment; the driver may raise it per path (use_mss)
         self.send_queue = SendQueue(config.send_buffer_bytes)
         self.receive_queue = ReceiveQueue(config.receive_buffer_bytes)
         self.rtt = RttEstimator(
@@ -338,8 +339,18 @@ class StreamConnection:
 
     def _make_controller(self, name: str, max_window_bytes: int | None = None) -> CongestionController:
         config = self.config
-        return make_controller(name, mss=config.mss, initial_window_bytes=config.initial_cwnd_segments * config.mss,
+        self._cc_choice = (name, max_window_bytes)
+        return make_controller(name, mss=self.mss, initial_window_bytes=config.initial_cwnd_segments * self.mss,
                                max_window_bytes=max_window_bytes or config.max_cwnd_bytes)
+
+    def use_mss(self, mss: int) -> None:
+        """Send segments of ``mss`` payload bytes from now on (a path that carries more than the
+        Internet-safe default, such as loopback); the receiver accepts any size."""
+        self.mss = mss
+        if self.stats.bytes_sent == 0:  # nothing sent under control yet: IW10 of the new size
+            self.cc = self._make_controller(*self._cc_choice)
+        else:
+            self.cc.mss = mss
 
     def _complete_open(self, now: float) -> None:
         """Our SYN (or SYN-ACK) was acknowledged: ESTABLISHED."""
@@ -460,7 +471,7 @@ class StreamConnection:
 
     def _send_new_data(self, now: float, cwnd: int, ack: int, units: int) -> bool:
         queue = self.send_queue
-        mss = self.config.mss
+        mss = self.mss
         peer_window = self.peer_window_bytes
         sent_any = False
         while queue.unsent_bytes:
@@ -552,7 +563,7 @@ class StreamConnection:
             else:
                 self.stats.duplicate_segments += 1
         length = len(payload)
-        short = length < (self._largest_segment_received or self.config.mss)
+        short = length < (self._largest_segment_received or self.mss)
         if length > self._largest_segment_received:
             self._largest_segment_received = length
         if not accepted or not in_order or had_gap or queue.has_out_of_order:

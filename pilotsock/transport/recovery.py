@@ -119,7 +119,7 @@ def tail_loss_probe(conn: StreamConnection, now: float) -> None:
     conn.stats.tail_loss_probes += 1
     ack, units = conn.receive_queue.rcv_nxt, conn._advertise()
     peer_window = conn.peer_window_bytes
-    length = min(conn.config.mss, queue.unsent_bytes)
+    length = min(conn.mss, queue.unsent_bytes)
     if (length and conn.state in SENDING_STATES
             and (peer_window is None or queue.unacked_bytes + length <= peer_window)):
         conn._emit_new_segment(length, now, ack, units)  # new data probes best (RFC 8985 §7.3)

@@ -136,6 +136,10 @@ class PeerTable:
 
     # -- queries ----------------------------------------------------------------------------
 
+    def path_of(self, node: int) -> PeerPath | None:
+        peer = self.peers.get(node)
+        return peer.path if peer is not None else None
+
     def has_session(self, node: int) -> bool:
         peer = self.peers.get(node)
         return peer is not None and peer.session is not None and peer.path is not None

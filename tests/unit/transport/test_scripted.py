@@ -292,3 +292,21 @@ def test_orphan_in_fin_wait_2_resets_after_the_timeout_but_a_half_close_waits() 
             assert server.state is State.CLOSED and ConnEvent.RESET in server.pop_events()
         else:
             assert client.state is State.FIN_WAIT_2
+
+
+def test_a_path_mss_sizes_the_segments_and_the_initial_window() -> None:
+    client, server = established_pair()
+    client.use_mss(8192)
+    assert client.cc.mss == 8192
+    client.write(b"z" * 20000, 0.0)
+    sizes = [len(s.payload) for s in client.segments_to_send(0.0)]
+    assert sizes == [8192, 8192]  # the short rest waits for Nagle, now measured against 8192
+
+
+def test_the_receiver_takes_large_segments_and_acks_every_second_one() -> None:
+    client, server = established_pair()
+    client.use_mss(8192)
+    client.write(b"y" * 8192 * 2, 0.0)
+    deliver(client.segments_to_send(0.0), server, 0.001)
+    assert server.readable_bytes == 2 * 8192
+    assert [s.flags for s in server.segments_to_send(0.001)] == [ACK]
