@@ -71,9 +71,8 @@ def repoint(module: Any, vaddr: str) -> None:
     """The seams of test_socket, re-pointed at ``vaddr`` and AF_PILOT."""
     from test.support import socket_helper  # type: ignore[import-not-found]
 
-    from pilotsock.client.stdlib import StdSocket
-
     import pilotsock.socket as psocket
+    from pilotsock.client.stdlib import StdSocket
 
     module.HOST = vaddr
     module.InetTestBase.host = vaddr
