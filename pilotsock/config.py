@@ -32,7 +32,9 @@ class TransportConfig:
     # 20-21 MB/s, 16 MiB each 32-35 MB/s. Memory is used only while data actually waits (a slow
     # reader, a writer faster than the path, a window in flight).
     receive_buffer_bytes: int = 16 * MIB  # the advertised window
-    send_buffer_bytes: int = 16 * MIB  # unsent + unacknowledged bytes the daemon holds per stream
+    send_buffer_bytes: int = 16 * MIB  # unsent + unacknowledged bytes the daemon holds per stream, at most
+    # ... and at least this much; in between, two congestion windows (send buffer autotuning).
+    send_buffer_min_bytes: int = 256 * KIB
     initial_cwnd_segments: int = 10  # IW10
     max_cwnd_bytes: int = 16 * MIB  # Go caps at 1 MiB, about 10 MB/s on a 100 ms path
     # "auto": NewReno on paths whose handshake RTT is below ``auto_bbr_min_rtt`` (loopback, LAN:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import errno
 import fcntl
+import functools
 import os
 import socket as _stdlib_socket
 import subprocess
@@ -30,6 +31,16 @@ _RECV_FLAGS = getattr(_stdlib_socket, "MSG_CMSG_CLOEXEC", 0)
 
 
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """The daemon home as an absolute path (every socket connect asks: cached per spelling)."""
+    if home is not None:
+        return _resolved(os.fspath(home), None, None)
+    return _resolved(None, os.environ.get("PILOTSOCK_HOME"), os.environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(home: str | None, environment_home: str | None, user_home: str | None) -> Path:
+    """Path.resolve() costs ~10 us; the answer depends only on these strings (and on symlinks
+    that are not expected to move under a running program)."""
     return Path(home).expanduser().resolve() if home is not None else default_home().resolve()
 
 

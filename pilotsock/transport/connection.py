@@ -118,7 +118,11 @@ class StreamConnection:
         """Bytes ``write`` would accept now (0 once the write side is closed)."""
         if self._close.fin_requested or self.state not in SENDING_STATES:
             return 0
-        return self.send_queue.space_bytes
+        queue = self.send_queue
+        # Autotuned like Linux's send buffer: room for about two congestion windows, so data
+        # waits in the application's socket (back-pressure) rather than in daemon memory.
+        limit = min(queue.capacity_bytes, max(self.config.send_buffer_min_bytes, 2 * self.cc.window_bytes))
+        return max(0, limit - queue.unsent_bytes - queue.unacked_bytes)
 
     @property
     def readable_bytes(self) -> int:
@@ -167,9 +171,10 @@ class StreamConnection:
 
     def write(self, data: bytes | bytearray | memoryview, now: float) -> int:
         """Queue application bytes; returns how many were taken (see ``send_space``)."""
-        if self.send_space == 0:
+        space = self.send_space
+        if space == 0:
             return 0
-        return self.send_queue.write(data)
+        return self.send_queue.write(data if len(data) <= space else memoryview(data)[:space])
 
     def consume_received(self, count: int, now: float) -> None:
         """The owner delivered ``count`` bytes from ``receive_queue.peek()`` to the application."""

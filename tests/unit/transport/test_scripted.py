@@ -310,3 +310,12 @@ def test_the_receiver_takes_large_segments_and_acks_every_second_one() -> None:
     deliver(client.segments_to_send(0.0), server, 0.001)
     assert server.readable_bytes == 2 * 8192
     assert [s.flags for s in server.segments_to_send(0.001)] == [ACK]
+
+
+def test_send_buffer_is_autotuned_to_two_windows_between_a_floor_and_the_capacity() -> None:
+    client, _ = established_pair()
+    window = client.cc.window_bytes
+    expected = min(CONFIG.send_buffer_bytes, max(CONFIG.send_buffer_min_bytes, 2 * window))
+    assert client.send_space == expected
+    taken = client.write(b"q" * (expected + 1000), 0.0)
+    assert taken == expected and client.send_space == 0
