@@ -45,6 +45,7 @@ class Settings:
     http_clients: int = 8
     http_seconds: float = 3.0
     idle_seconds: float = 3.0
+    loopback_mss: int | None = None  # the daemons' --loopback-mss (0: Internet-size segments)
 
 
 @dataclass
@@ -281,7 +282,10 @@ def run(settings: Settings, progress_stream: TextIO | None = None) -> Report:
         daemons: list[DaemonProcess] = []
         try:
             for name in ("a", "b"):
-                daemons.append(start_daemon(root / name, registry.address, extra_args=["--public"]))
+                extra = ["--public"]
+                if settings.loopback_mss is not None:
+                    extra += ["--loopback-mss", str(settings.loopback_mss)]
+                daemons.append(start_daemon(root / name, registry.address, extra_args=extra))
             node_a, node_b = daemons
             bench = Bench(settings, node_a.env, node_b.env, node_b.address,
                           [psutil.Process(d.process.pid) for d in daemons], progress)

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-stream receive buffer, i.e. the largest advertised window")
     parser.add_argument("--send-buffer-bytes", type=int, default=None, metavar="N",
                         help="per-stream send buffer (unsent plus unacknowledged bytes)")
+    parser.add_argument("--loopback-mss", type=int, default=None, metavar="N",
+                        help="segment size to peers over the host's loopback (0: the Internet-safe default)")
     return parser
 
 
@@ -78,6 +80,8 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         transport = dataclasses.replace(transport, receive_buffer_bytes=args.receive_buffer_bytes)
     if args.send_buffer_bytes:
         transport = dataclasses.replace(transport, send_buffer_bytes=args.send_buffer_bytes)
+    if args.loopback_mss is not None:
+        transport = dataclasses.replace(transport, loopback_mss=args.loopback_mss)
     return DaemonConfig(transport=transport, home=home.resolve(), registry=registry, beacon=beacon, listen=listen,
                         endpoint=args.endpoint, public=public, hostname=args.hostname, echo=not args.no_echo,
                         heartbeat_interval=args.heartbeat_interval)

@@ -123,6 +123,7 @@ class Daemon:
         self.stack = NodeStack(self.loop, config, own=self.own, peers=self.peers, send_frame=self._send_frame,
                                schedule=self.scheduler.schedule)
         self.stack.on_tunnel_activity = self._service_tunnel
+        self.stack.hold_frames, self.stack.release_frames = self.udp.hold, self.udp.release
         self.local_api = LocalApiServer(self.loop, config.control_socket_path, self.stack, info=self.info,
                                         resolve_hostname=self._resolve_hostname, stats=self.stats)
         if config.echo:

@@ -113,6 +113,9 @@ class NodeStack:
         self._ids = itertools.count(1)
         self._flush_scheduled = False
         self.on_tunnel_activity: Callable[[float], None] = lambda now: None
+        # The driver may hold the frames a flush produces and send them together (GSO).
+        self.hold_frames: Callable[[], None] = lambda: None
+        self.release_frames: Callable[[], None] = lambda: None
         self.counters: dict[str, int] = {}
 
     def count(self, reason: str) -> None:
@@ -305,6 +308,13 @@ class NodeStack:
         self.flush(self.loop.time())
 
     def flush(self, now: float) -> None:
+        self.hold_frames()
+        try:
+            self._flush(now)
+        finally:
+            self.release_frames()
+
+    def _flush(self, now: float) -> None:
         for _ in range(_FLUSH_ROUNDS):
             while self._loopback:
                 self.on_packet(self._loopback.popleft(), None, now)

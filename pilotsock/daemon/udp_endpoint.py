@@ -1,10 +1,17 @@
 # SPDX-License-Identifier: Apache-2.0
 """The daemon's single UDP socket: the only ``sendto``/``recvfrom`` in the daemon.
 
-Where it sits: ring 3. Readable -> drain with ``recvfrom_into`` into one preallocated buffer until
-EAGAIN (bounded per wake-up for fairness) -> ``on_datagram(view, source, now)`` -> after the
+Where it sits: ring 3. Readable -> drain with ``recvmsg_into`` into one preallocated buffer until
+EAGAIN (bounded per wake-up for fairness; with UDP_GRO one read may carry several datagrams of one
+size, split again here) -> ``on_datagram(view, source, now)`` -> after the
 batch, ``on_batch_end(now)`` so the stack sends one round of ACKs per batch (performance.md §2).
 Socket buffers: 4 MiB requested, the effective value read back and kept in ``buffer_bytes``.
+
+Sending: between ``hold()`` and ``release()`` (a stack flush), consecutive frames to the same
+address whose sizes are equal (the last may be shorter) are collected into a run that leaves in one
+``sendmsg`` with ``UDP_SEGMENT`` (GSO, Linux >= 4.18; performance.md §2) as soon as it is full or
+broken, the kernel cutting it apart. Frames too large to pair and kernels without GSO get one
+``sendto`` each, at once.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import asyncio
 import errno
 import logging
 import socket
+import struct
 from typing import Callable
 
 from pilotsock.endpoints import format_host_port as format_endpoint
@@ -23,6 +31,14 @@ log = logging.getLogger("pilotsock.daemon.udp")
 
 RECEIVE_BUFFER_BYTES = MAX_PAYLOAD_BYTES + 128  # >= 65535 + 38 (wire.md §5)
 MAX_DATAGRAMS_PER_WAKEUP = 512
+SOL_UDP = 17
+UDP_SEGMENT = 103
+UDP_GRO = 104
+_GRO_ANCILLARY_BYTES = socket.CMSG_SPACE(4)
+_GRO_SIZE = struct.Struct("=i")
+GSO_MAX_SEGMENTS = 64  # the kernel's limit per call (UDP_MAX_SEGMENTS, 128 on newer kernels)
+GSO_MAX_BYTES = 65000  # one UDP datagram's worth of payload before segmentation
+_GSO_SIZE = struct.Struct("=H")
 Address = tuple[str, int]
 
 
@@ -41,6 +57,22 @@ def parse_host_port(text: str, *, default_host: str = "127.0.0.1") -> Address:
 
 def format_host_port(address: Address) -> str:
     return format_endpoint(address[0], address[1])
+
+
+def _enable_gro(sock: socket.socket) -> bool:
+    try:
+        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _supports_gso(sock: socket.socket) -> bool:
+    try:
+        sock.getsockopt(SOL_UDP, UDP_SEGMENT)
+    except OSError:
+        return False
+    return True
 
 
 class UdpEndpoint:
@@ -64,17 +96,28 @@ class UdpEndpoint:
         self._on_batch_end = on_batch_end
         self._buffer = bytearray(RECEIVE_BUFFER_BYTES)
         self._view = memoryview(self._buffer)
-        self.counters = {"udp.received": 0, "udp.sent": 0, "udp.send_errors": 0, "udp.handler_errors": 0}
+        self.counters = {"udp.received": 0, "udp.sent": 0, "udp.send_errors": 0, "udp.handler_errors": 0,
+                         "udp.gso_sends": 0}
+        self._held = 0
+        # The run being collected: same address, same size (the last may be shorter).
+        self._run: list[bytes | memoryview] = []
+        self._run_address: Address = ("", 0)
+        self._run_size = self._run_bytes = 0
+        self._run_ended = False
+        self.gso = _supports_gso(self.sock)
+        self.gro = _enable_gro(self.sock)
         loop.add_reader(self.sock.fileno(), self._on_readable)
 
     def _on_readable(self) -> None:
-        recvfrom_into = self.sock.recvfrom_into
+        recvmsg_into = self.sock.recvmsg_into
+        buffers = [self._buffer]
+        ancillary_bytes = _GRO_ANCILLARY_BYTES if self.gro else 0
         view = self._view
         now = self._loop.time()
         received = 0
         while received < MAX_DATAGRAMS_PER_WAKEUP:
             try:
-                length, source = recvfrom_into(self._buffer)
+                length, ancillary, _, source = recvmsg_into(buffers, ancillary_bytes)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # e.g. ICMP port unreachable reported on the socket
@@ -82,17 +125,76 @@ class UdpEndpoint:
                     continue
                 log.warning("udp receive failed: %s", exc)
                 break
-            received += 1
-            try:
-                self._on_datagram(view[:length], source[:2], now)
-            except Exception:  # a bug in a handler must never take the daemon down
-                self.counters["udp.handler_errors"] += 1
-                log.exception("datagram handler failed")
+            segment = length
+            for level, kind, data in ancillary:  # GRO: several datagrams of one size, coalesced
+                if level == SOL_UDP and kind == UDP_GRO and len(data) >= _GRO_SIZE.size:
+                    segment = _GRO_SIZE.unpack_from(data)[0] or length
+            source = source[:2]
+            for offset in range(0, length, segment) if length else (0,):
+                received += 1
+                try:
+                    self._on_datagram(view[offset:min(offset + segment, length)], source, now)
+                except Exception:  # a bug in a handler must never take the daemon down
+                    self.counters["udp.handler_errors"] += 1
+                    log.exception("datagram handler failed")
         self.counters["udp.received"] += received
         if received:
             self._on_batch_end(now)
 
     def send(self, data: bytes | memoryview, address: Address) -> None:
+        size = len(data)
+        if not (self._held and self.gso) or size > GSO_MAX_BYTES // 2:
+            self._send_run()  # keep the order
+            self._send_one(data, address)
+            return
+        run = self._run
+        if run and (address != self._run_address or size > self._run_size or self._run_ended):
+            self._send_run()
+        if not run:
+            self._run_address, self._run_size, self._run_bytes, self._run_ended = address, size, 0, False
+        run.append(data)
+        self._run_bytes += size
+        self._run_ended = size < self._run_size  # only the last segment of a run may be shorter
+        if len(run) >= GSO_MAX_SEGMENTS or self._run_bytes + self._run_size > GSO_MAX_BYTES:
+            self._send_run()  # full: let the peer start on it while we prepare the next run
+
+    def hold(self) -> None:
+        """Collect runs of frames for segmentation offload until the matching ``release()``."""
+        self._held += 1
+
+    def release(self) -> None:
+        self._held -= 1
+        if self._held == 0:
+            self._send_run()
+
+    def _send_run(self) -> None:
+        run = self._run
+        if not run:
+            return
+        if len(run) == 1:
+            self._send_one(run[0], self._run_address)
+        else:
+            self._send_segmented(list(run), self._run_size, self._run_address)
+        run.clear()
+
+    def _send_segmented(self, frames: list[bytes | memoryview], size: int, address: Address) -> None:
+        try:
+            self.sock.sendmsg(frames, [(SOL_UDP, UDP_SEGMENT, _GSO_SIZE.pack(size))], 0, address)
+            self.counters["udp.sent"] += len(frames)
+            self.counters["udp.gso_sends"] += 1
+        except (BlockingIOError, InterruptedError):
+            self.counters["udp.send_errors"] += len(frames)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                log.info("udp: segmentation offload refused (%s); sending datagrams one by one", exc)
+                self.gso = False
+                for frame in frames:
+                    self._send_one(frame, address)
+                return
+            self.counters["udp.send_errors"] += len(frames)
+            log.debug("udp send to %s failed: %s", address, exc)
+
+    def _send_one(self, data: bytes | memoryview, address: Address) -> None:
         try:
             self.sock.sendto(data, address)
             self.counters["udp.sent"] += 1
