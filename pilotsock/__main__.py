@@ -46,7 +46,7 @@ def _bench(args: argparse.Namespace) -> int:
 
         settings = suite.Settings(bulk_mb=args.bulk_mb, echo_mb=args.echo_mb, dials=args.dials, pings=args.pings,
                                   http_clients=args.http_clients, http_seconds=args.http_seconds,
-                                  idle_seconds=args.idle_seconds, loopback_mss=args.loopback_mss)
+                                  idle_seconds=args.idle_seconds, loopback_mss=args.loopback_mss, busy_poll_us=args.busy_poll_us)
         result = suite.run(settings)
         print(json.dumps(result.as_json(), indent=2) if args.json else suite.format_table(result))
         return 0
@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--idle-seconds", type=float, default=defaults.idle_seconds, help="(h) idle window")
     bench.add_argument("--loopback-mss", type=int, default=None,
                        help="segment size between the daemons (0: the Internet-safe 1400, as off loopback)")
+    bench.add_argument("--busy-poll-us", type=float, default=None,
+                       help="the daemons poll this long after activity before sleeping (default: off)")
     bench.add_argument("--via-emulator", action="store_true",
                        help="instead: one-way throughput through the user-space link emulator")
     bench.add_argument("--rtt-ms", type=float, default=100.0)

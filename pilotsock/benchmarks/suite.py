@@ -46,6 +46,7 @@ class Settings:
     http_seconds: float = 3.0
     idle_seconds: float = 3.0
     loopback_mss: int | None = None  # the daemons' --loopback-mss (0: Internet-size segments)
+    busy_poll_us: float | None = None  # the daemons' --busy-poll-us
 
 
 @dataclass
@@ -285,6 +286,8 @@ def run(settings: Settings, progress_stream: TextIO | None = None) -> Report:
                 extra = ["--public"]
                 if settings.loopback_mss is not None:
                     extra += ["--loopback-mss", str(settings.loopback_mss)]
+                if settings.busy_poll_us is not None:
+                    extra += ["--busy-poll-us", str(settings.busy_poll_us)]
                 daemons.append(start_daemon(root / name, registry.address, extra_args=extra))
             node_a, node_b = daemons
             bench = Bench(settings, node_a.env, node_b.env, node_b.address,

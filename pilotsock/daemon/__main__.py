@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-stream receive buffer, i.e. the largest advertised window")
     parser.add_argument("--send-buffer-bytes", type=int, default=None, metavar="N",
                         help="per-stream send buffer (unsent plus unacknowledged bytes)")
+    parser.add_argument("--busy-poll-us", type=float, default=None, metavar="US",
+                        help="poll this long after activity before sleeping (0: never)")
     parser.add_argument("--loopback-mss", type=int, default=None, metavar="N",
                         help="segment size to peers over the host's loopback (0: the Internet-safe default)")
     return parser
@@ -82,9 +84,12 @@ def config_from_args(args: argparse.Namespace) -> DaemonConfig:
         transport = dataclasses.replace(transport, send_buffer_bytes=args.send_buffer_bytes)
     if args.loopback_mss is not None:
         transport = dataclasses.replace(transport, loopback_mss=args.loopback_mss)
-    return DaemonConfig(transport=transport, home=home.resolve(), registry=registry, beacon=beacon, listen=listen,
-                        endpoint=args.endpoint, public=public, hostname=args.hostname, echo=not args.no_echo,
-                        heartbeat_interval=args.heartbeat_interval)
+    config = DaemonConfig(transport=transport, home=home.resolve(), registry=registry, beacon=beacon, listen=listen,
+                          endpoint=args.endpoint, public=public, hostname=args.hostname, echo=not args.no_echo,
+                          heartbeat_interval=args.heartbeat_interval)
+    if args.busy_poll_us is not None:
+        config = dataclasses.replace(config, busy_poll_seconds=args.busy_poll_us / 1e6)
+    return config
 
 
 async def _run(config: DaemonConfig, ready_fd: int | None) -> int:
@@ -148,7 +153,15 @@ def main(argv: list[str] | None = None) -> int:
         ready_fd = write_end
     _raise_fd_limit()
     try:
-        return asyncio.run(_run(config, ready_fd))
+        if not hasattr(asyncio, "Runner"):  # Python 3.10: the stock selector
+            return asyncio.run(_run(config, ready_fd))
+        from pilotsock.daemon.busy_poll import BusyPollSelector
+
+        def new_loop() -> asyncio.AbstractEventLoop:
+            return asyncio.SelectorEventLoop(BusyPollSelector(config.busy_poll_seconds))
+
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            return int(runner.run(_run(config, ready_fd)))
     except KeyboardInterrupt:
         return 0
 
