@@ -198,31 +198,22 @@ class Bench:
             self.figures.append(Figure("echo", f"(b) echo bulk {s.echo_mb} MB", "MB/s", pilot, kernel,
                                        goal=">= 120 MB/s"))
 
-            dials: dict[str, list[float]] = {}
+            def latencies(role: str, count: int, key: str, label: str, goal: str) -> None:
+                samples: dict[str, list[float]] = {}
 
-            def dial(family: str) -> float:
-                dials[family] = client("dial", family, "--count", str(s.dials))["samples"]
-                return 0.0
+                def measure(family: str) -> float:
+                    samples[family] = client(role, family, "--count", str(count))["samples"]
+                    return 0.0
 
-            self._both(f"connection setup x{s.dials}", dial)
-            for name, fraction, goal in (("p50", 0.5, "<= 0.25 ms"), ("p99", 0.99, "")):
-                self.figures.append(Figure(f"dial_{name}", f"(c) connection setup {name}", "ms",
-                                           _percentile(dials["pilot"], fraction) * 1e3,
-                                           _percentile(dials["kernel"], fraction) * 1e3,
-                                           higher_is_better=False, goal=goal))
+                self._both(f"{label} x{count}", measure)
+                for name, fraction, target in (("p50", 0.5, goal), ("p99", 0.99, "")):
+                    self.figures.append(Figure(f"{key}_{name}", f"{label} {name}", "ms",
+                                               _percentile(samples["pilot"], fraction) * 1e3,
+                                               _percentile(samples["kernel"], fraction) * 1e3,
+                                               higher_is_better=False, goal=target))
 
-            rtts: dict[str, list[float]] = {}
-
-            def rtt(family: str) -> float:
-                rtts[family] = client("rtt", family, "--count", str(s.pings))["samples"]
-                return 0.0
-
-            self._both(f"8-byte RTT x{s.pings}", rtt)
-            for name, fraction, goal in (("p50", 0.5, "<= 0.20 ms"), ("p99", 0.99, "")):
-                self.figures.append(Figure(f"rtt_{name}", f"(d) 8-byte RTT {name}", "ms",
-                                           _percentile(rtts["pilot"], fraction) * 1e3,
-                                           _percentile(rtts["kernel"], fraction) * 1e3,
-                                           higher_is_better=False, goal=goal))
+            latencies("dial", s.dials, "dial", "(c) connection setup", "<= 0.25 ms")
+            latencies("rtt", s.pings, "rtt", "(d) 8-byte RTT", "<= 0.20 ms")
         self.figures.append(Figure("cpu_per_gb", "(g) daemon CPU per GB (both, one-way)", "CPU s/GB", cpu_per_gb,
                                    higher_is_better=False))
 
