@@ -33,7 +33,7 @@ def test_runs_are_segmented_and_arrive_in_order() -> None:
         target = receiver.local_address
         other = ("127.0.0.1", 9)  # a second address breaks a run (nothing listens: the send is just lost)
         frames = [bytes([i]) * 1400 for i in range(GSO_MAX_SEGMENTS + 10)]  # more than one full run
-        frames.append(b"short tail")  # ends the run it joins
+        frames.append(b"t" * 1100)  # shorter: ends the run it joins
         frames.append(b"x" * 1400)  # a new run
         frames.append(b"y" * 40000)  # too large to pair: sent at once, after the pending run
         sender.hold()
@@ -49,13 +49,18 @@ def test_runs_are_segmented_and_arrive_in_order() -> None:
             assert sender.counters["udp.gso_sends"] >= 2
         assert sender.counters["udp.sent"] == len(expected) + 1
         assert receiver.counters["udp.received"] == len(expected)
-        # Outside hold()/release() every frame leaves at once.
+        # Outside hold()/release(), and small frames inside it, leave at once.
         before = sender.counters["udp.gso_sends"]
-        sender.send(b"a" * 100, target)
-        sender.send(b"b" * 100, target)
+        sender.send(b"a" * 1400, target)
+        sender.send(b"b" * 1400, target)
+        sender.hold()
+        sender.send(b"c" * 100, target)
+        sender.send(b"d" * 100, target)
+        assert sender.counters["udp.sent"] == len(expected) + 5
+        sender.release()
         assert sender.counters["udp.gso_sends"] == before
-        _receive_all(loop, received, len(expected) + 2)
-        assert received[-2:] == [b"a" * 100, b"b" * 100]
+        _receive_all(loop, received, len(expected) + 4)
+        assert received[-4:] == [b"a" * 1400, b"b" * 1400, b"c" * 100, b"d" * 100]
         sender.close()
         receiver.close()
     finally:
@@ -82,11 +87,11 @@ def test_a_kernel_that_refuses_segmentation_falls_back_to_single_sends() -> None
         sender.gso = True
         sender.hold()
         for index in range(5):
-            sender.send(bytes([index]) * 500, receiver.local_address)
+            sender.send(bytes([index]) * 1400, receiver.local_address)
         sender.release()
         assert sender.gso is False  # learned once
         _receive_all(loop, received, 5)
-        assert received == [bytes([index]) * 500 for index in range(5)]
+        assert received == [bytes([index]) * 1400 for index in range(5)]
         sender.close()
         receiver.close()
     finally:
