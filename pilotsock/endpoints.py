@@ -24,6 +24,20 @@ def format_host_port(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def is_loopback_host(host: str) -> bool:
+    """Does ``host`` name the kernel's loopback: 127.0.0.0/8, ``::1``, IPv4-mapped loopback (an
+    IPv6 scope suffix ignored) or ``localhost``?"""
+    host = host.split("%", 1)[0]
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
 def split_host_port(text: str) -> tuple[str, int] | None:
     """Parse ``host:port`` or ``[v6]:port`` (port 0–65535); None if it does not parse."""
     if text.startswith("["):

@@ -185,9 +185,7 @@ def rtt(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(args.count):
             started = time.perf_counter()
             sock.sendall(message)
-            got = sock.recv(PING_BYTES)
-            if len(got) < PING_BYTES:
-                got += _recv_exactly(sock, PING_BYTES - len(got))
+            _recv_exactly(sock, PING_BYTES)
             samples.append(time.perf_counter() - started)
             if time.monotonic() > deadline:
                 break

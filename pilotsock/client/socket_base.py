@@ -12,7 +12,6 @@ from __future__ import annotations
 import _socket
 import contextlib
 import errno as _errno
-import ipaddress
 import os as _os
 import select as _select
 import socket as _stdlib
@@ -25,6 +24,7 @@ from pilotsock.client.locator import exchange, recv_frame, request
 from pilotsock.client.names import own_address, resolve_virtual
 from pilotsock.client.socket_state import PilotState, os_error
 from pilotsock.client.stdlib import StdSocket
+from pilotsock.endpoints import is_loopback_host
 from pilotsock.errors import ErrorCode, MalformedFrame, make_error
 from pilotsock.wire.local_api import CONNECT_GUARD_BYTES, DATAGRAM_ADDRESS, MAX_DATAGRAM_PAYLOAD
 
@@ -39,17 +39,8 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "", "0.0.0.0"})
 def is_loopback_target(address: object) -> bool:
     """Does this AF_INET/AF_INET6 address reach the kernel's loopback (127/8, ::1, v4-mapped
     loopback, ``localhost``)?"""
-    if not isinstance(address, tuple) or not address or not isinstance(address[0], str):
-        return False
-    host = address[0].split("%", 1)[0]
-    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
+    return (isinstance(address, tuple) and len(address) > 0 and isinstance(address[0], str)
+            and is_loopback_host(address[0]))
 
 
 def names_virtual_host(address: object) -> bool:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import ipaddress
 import logging
 import os
 import sys
 from pathlib import Path
 
 from pilotsock.config import DaemonConfig, TransportConfig, default_home
+from pilotsock.endpoints import is_loopback_host
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,13 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _is_loopback(host_port: str | None) -> bool:
     if host_port is None:
         return True
-    host = host_port.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host_port.rpartition(":")[0].strip("[]"))
 
 
 def config_from_args(args: argparse.Namespace) -> DaemonConfig:

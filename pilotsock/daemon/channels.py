@@ -56,10 +56,10 @@ def _prepare(sock: socket.socket) -> None:
 
 class UnixStreamChannel:
     def __init__(self, stack: NodeStack, endpoint: StreamEndpoint, sock: socket.socket, *,
-                 discard_bytes: int = 0, traffic: AppTraffic | None = None) -> None:
+                 traffic: AppTraffic, discard_bytes: int = 0) -> None:
         self.stack = stack
-        self.traffic = traffic if traffic is not None else AppTraffic()
-        self.traffic.streams += 1
+        self.traffic = traffic
+        traffic.streams += 1
         self._discard = discard_bytes  # the non-blocking connect guard still to drop (G6)
         self.endpoint = endpoint
         self.sock = sock

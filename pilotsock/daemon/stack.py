@@ -14,7 +14,6 @@ endpoints dirty, and one ``flush`` per event-loop wake-up sends their segments (
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import logging
 import os
@@ -24,6 +23,7 @@ from typing import Protocol as TypingProtocol
 
 from pilotsock.addresses import Addr
 from pilotsock.config import DaemonConfig
+from pilotsock.endpoints import is_loopback_host
 from pilotsock.errors import ErrorCode, MalformedFrame
 from pilotsock.transport.admission import Admission, Verdict
 from pilotsock.transport.connection import ConnEvent, OutSegment, State, StreamConnection
@@ -358,11 +358,7 @@ class NodeStack:
         path = self.peers.path_of(node)
         if path is None or path.relayed:
             return transport.mss
-        try:
-            loopback = ipaddress.ip_address(path.address[0].split("%", 1)[0]).is_loopback
-        except ValueError:
-            loopback = False
-        return transport.loopback_mss if loopback else transport.mss
+        return transport.loopback_mss if is_loopback_host(path.address[0]) else transport.mss
 
     def _on_event(self, endpoint: StreamEndpoint, event: ConnEvent, now: float) -> None:
         if event is ConnEvent.ESTABLISHED:

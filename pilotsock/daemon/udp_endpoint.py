@@ -178,7 +178,7 @@ class UdpEndpoint:
         if len(run) == 1:
             self._send_one(run[0], self._run_address)
         else:
-            self._send_segmented(list(run), self._run_size, self._run_address)
+            self._send_segmented(run, self._run_size, self._run_address)
         run.clear()
 
     def _send_segmented(self, frames: list[bytes | memoryview], size: int, address: Address) -> None:

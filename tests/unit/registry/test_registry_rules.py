@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pilotsock.endpoints import format_host_port, split_host_port
+from pilotsock.endpoints import format_host_port, is_loopback_host, split_host_port
 from pilotsock.registry.rules import field_u32, hostname_problem, real_address
 
 
@@ -58,6 +58,13 @@ def test_format_host_port() -> None:
     assert format_host_port("::1", 2) == "[::1]:2"
     assert format_host_port("::ffff:10.0.0.1", 3) == "10.0.0.1:3"
     assert format_host_port("fe80::1%eth0", 4) == "[fe80::1%eth0]:4"
+
+
+def test_is_loopback_host() -> None:
+    for host in ("127.0.0.1", "127.9.9.9", "::1", "::1%lo", "::ffff:127.0.0.1", "localhost", "LOCALHOST"):
+        assert is_loopback_host(host), host
+    for host in ("10.0.0.1", "::2", "0.0.0.0", "", "example.test", "::ffff:10.0.0.1"):
+        assert not is_loopback_host(host), host
 
 
 def test_real_address_port_zero_falls_back_to_source() -> None:
