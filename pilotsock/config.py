@@ -53,6 +53,11 @@ class TransportConfig:
     syn_retry_schedule: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 8.0, 8.0)  # Go: 7 SYNs
     delayed_ack_timeout: float = 0.040
     delayed_ack_segments: int = 2
+    # A segment shorter than the peer's largest ends a write and is ACKed at once (a Nagle
+    # sender's next small write must not stall), except on a connection that answers its peer
+    # within this delay: there the ACK waits this long for the answer to carry it (no pure ACK
+    # per request/response; each datagram on loopback costs both daemons a wake-up).
+    short_segment_ack_delay: float = 0.002
     nagle_timeout: float = 0.040
     keepalive_interval: float = 30.0  # Go closes a connection idle for 120 s
     idle_timeout: float = 120.0

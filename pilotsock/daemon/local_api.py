@@ -366,21 +366,24 @@ class ControlConnection:
         self.send(ok_reply(port=port))
 
     def _push_accept(self, endpoint: StreamEndpoint) -> bool:
-        theirs = self._attach_socketpair(endpoint)
-        try:
-            return self.send({
-                "ev": "accept", "fd": 1, "peer": list(endpoint.remote), "peer_port": endpoint.remote_port,
-                "local_port": endpoint.local_port, "conn": endpoint.id,
-            }, theirs.fileno())
-        finally:
-            theirs.close()
+        return self._hand_over(endpoint, {
+            "ev": "accept", "fd": 1, "peer": list(endpoint.remote), "peer_port": endpoint.remote_port,
+            "local_port": endpoint.local_port, "conn": endpoint.id,
+        })
 
-    def _attach_socketpair(self, endpoint: StreamEndpoint) -> socket.socket:
+    def _hand_over(self, endpoint: StreamEndpoint, message: dict[str, Any]) -> bool:
+        """Send ``message`` with the client's end of a new socketpair for ``endpoint``, then
+        serve our end (after the send: the client's wake-up is on the critical path, our
+        bookkeeping is not; bytes it writes meanwhile wait in the pair)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._label(ours, endpoint)
+        try:
+            delivered = self.send(message, theirs.fileno())
+        finally:
+            theirs.close()
         endpoint.app = UnixStreamChannel(self.stack, endpoint, ours, traffic=self.traffic)
         endpoint.app.update_interest()
-        return theirs
+        return delivered
 
     def _connected_reply(self, endpoint: StreamEndpoint, **extra: Any) -> dict[str, Any]:
         """The reply that hands a client its end of a connected (or connecting) stream."""
@@ -478,12 +481,7 @@ class ControlConnection:
         if code is not ErrorCode.OK:
             self.send(error_reply(code))
             return
-        theirs = self._attach_socketpair(endpoint)
-        try:
-            delivered = self.send(self._connected_reply(endpoint), theirs.fileno())
-        finally:
-            theirs.close()
-        if not delivered:
+        if not self._hand_over(endpoint, self._connected_reply(endpoint)):
             endpoint.conn.abort(self.loop.time())
             self.stack.mark_dirty(endpoint)
             self.stack.request_flush()

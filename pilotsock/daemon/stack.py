@@ -332,11 +332,13 @@ class NodeStack:
         app = endpoint.app
         if app is not None and conn.readable_bytes:
             app.deliver(now)
-        for segment in conn.segments_to_send(now):
-            self._emit(endpoint, segment, now)
+        # Local events first: a dialer's reply or an accept wakes its application before our
+        # datagrams wake the peer daemon (which, on a busy 2-core host, may preempt us).
         events = conn.pop_events()
         for event in events:
             self._on_event(endpoint, event, now)
+        for segment in conn.segments_to_send(now):
+            self._emit(endpoint, segment, now)
         if events and not conn.is_closed:
             # Handlers may have queued output (e.g. the echo's FIN after the peer's): flush again
             # in the next round. Loop-free: a second pass produces no new events.

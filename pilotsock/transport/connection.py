@@ -104,6 +104,10 @@ class StreamConnection:
         self._last_peer_units = 0
         self._last_advertised_units = 0
         self._largest_segment_received = 0
+        # Request/response mode (Linux's "pingpong"): data of ours left within the short ACK
+        # delay of the peer's last data, so a reply is likely to carry the next ACK.
+        self._answering = False
+        self._data_received_at = -1.0
         self._probe_outstanding = False
         self._pacing_next_at = 0.0
         self._reorder_steps = 1  # RACK reorder window = steps x min_rtt / 4 (grows on reordering)
@@ -294,6 +298,7 @@ class StreamConnection:
         if timers.delayed_ack_at is not None and now >= timers.delayed_ack_at:
             timers.delayed_ack_at = None
             self._ack.now = True
+            self._answering = False  # no prompt answer this time: ACK short writes at once again
         if timers.nagle_at is not None and now >= timers.nagle_at:
             timers.nagle_at = None
             self._close.nagle_expired = True
@@ -315,6 +320,8 @@ class StreamConnection:
             self._out.append(OutSegment(SYN | ACK, self.iss, self.receive_queue.rcv_nxt, self._advertise()))
         elif state in SYNCHRONIZED_STATES:
             carried_ack = self._send_data(now)
+            if carried_ack and now - self._data_received_at <= self.config.short_segment_ack_delay:
+                self._answering = True
             if self._ack.now or self._ack.keepalive or self._ack.window_update:
                 if not carried_ack or self.receive_queue.has_out_of_order or self._ack.keepalive:
                     self._out.append(self._pure_ack())
@@ -573,16 +580,24 @@ class StreamConnection:
             self._largest_segment_received = length
         if not accepted or not in_order or had_gap or queue.has_out_of_order:
             self._ack.now = True  # duplicate, beyond window, out of order or filling a gap
-        elif short:
+        elif short and not self._answering:
             # A segment shorter than the peer's largest ends a write: ACK at once so a Nagle
             # sender releases its next small write (the write-write-read stall of HTTP).
             self._ack.now = True
+        elif not short and self._ack.unacked_segments + 1 >= self.config.delayed_ack_segments:
+            self._ack.now = True
         else:
-            self._ack.unacked_segments += 1
-            if self._ack.unacked_segments >= self.config.delayed_ack_segments:
-                self._ack.now = True
-            elif self.timers.delayed_ack_at is None:
-                self.timers.delayed_ack_at = now + self.config.delayed_ack_timeout
+            # Full segments: every second one is ACKed (or after 40 ms). A short one on a
+            # connection whose application answers promptly: soon, unless the answer carries it
+            # (no pure ACK per request; each datagram costs both daemons a wake-up).
+            if not short:
+                self._ack.unacked_segments += 1
+            delay = self.config.short_segment_ack_delay if short else self.config.delayed_ack_timeout
+            due = self.timers.delayed_ack_at
+            if due is None or now + delay < due:
+                self.timers.delayed_ack_at = now + delay
+        if accepted and length:
+            self._data_received_at = now
         pending_fin = self._close.pending_fin_seq
         if pending_fin is not None and queue.rcv_nxt == pending_fin:
             self._close.pending_fin_seq = None

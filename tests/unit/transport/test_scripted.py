@@ -103,6 +103,43 @@ def test_short_segment_is_acked_at_once() -> None:
     assert [s.flags for s in server.segments_to_send(0.01)] == [ACK]
 
 
+def test_a_connection_that_answers_promptly_lets_its_answer_carry_the_ack() -> None:
+    """Request/response: once our data left within ``short_segment_ack_delay`` of the peer's,
+    a short request waits that long for the answer to carry its ACK (no pure ACK per request);
+    when no answer comes in time the ACK goes alone and short writes are ACKed at once again."""
+    client, server = established_pair()
+    client.nodelay = server.nodelay = True
+    delay = CONFIG.short_segment_ack_delay
+    client.write(b"hello" * 20, 0.0)  # pings are short writes after this one
+    deliver(client.segments_to_send(0.0), server, 0.0)
+    deliver(server.segments_to_send(0.0), client, 0.0)
+    server.take_received()
+    now = 0.1
+    for request in range(4):
+        client.write(b"ping", now)
+        deliver(client.segments_to_send(now), server, now)
+        answer = server.segments_to_send(now)
+        if request == 0:
+            assert [(s.flags, len(s.payload)) for s in answer] == [(ACK, 0)]  # not answering yet
+        else:
+            assert answer == []
+        server.take_received()
+        server.write(b"pong", now + delay / 2)
+        [reply] = server.segments_to_send(now + delay / 2)
+        assert (reply.ack, reply.payload) == (client.snd_nxt, b"pong")
+        deliver([reply], client, now + delay / 2)
+        client.take_received()
+        now += 0.1
+    client.write(b"ping", now)
+    deliver(client.segments_to_send(now), server, now)
+    assert server.next_deadline() == pytest.approx(now + delay)
+    server.on_timer(now + delay)  # the application kept quiet
+    assert [s.flags for s in server.segments_to_send(now + delay)] == [ACK]
+    client.write(b"ping", now + 0.1)
+    deliver(client.segments_to_send(now + 0.1), server, now + 0.1)
+    assert [s.flags for s in server.segments_to_send(now + 0.1)] == [ACK]
+
+
 def test_nagle_holds_a_small_segment_until_acked_and_nodelay_does_not() -> None:
     client, server = established_pair()
     client.write(b"a" * 10, 0.0)
