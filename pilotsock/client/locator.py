@@ -85,6 +85,41 @@ def open_control(home: str | os.PathLike[str] | None = None, *, autostart: bool 
         raise DaemonUnavailable(exc.errno or errno.ECONNREFUSED, f"daemon at {path} unreachable: {exc}") from exc
 
 
+# One idle control connection per daemon home, kept for the next dial or request: reusing it
+# spares the daemon an accept (on the dial's critical path) and a close, and the client a socket,
+# a connect and a dup2. Keyed by home; (pid, fd) so that a forked child never shares its parent's.
+_IDLE: dict[str, tuple[int, int]] = {}
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_IDLE.clear)  # the parent still uses those connections
+
+
+def take_control(home: str | os.PathLike[str] | None = None, *, autostart: bool | None = None,
+                 timeout: float = CONTROL_TIMEOUT_SECONDS) -> _stdlib_socket.socket:
+    """Like ``open_control``, but reuses the idle connection ``give_back`` kept, if it is alive."""
+    idle = _IDLE.pop(str(resolve_home(home)), None)
+    if idle is not None and idle[0] == os.getpid():
+        sock = _stdlib_socket.socket(_stdlib_socket.AF_UNIX, _stdlib_socket.SOCK_STREAM, 0, idle[1])
+        sock.setblocking(False)  # not the default timeout: with one, recv() would wait for data
+        try:
+            sock.recv(1, _stdlib_socket.MSG_PEEK)
+        except BlockingIOError:  # nothing to read: the daemon still holds it open
+            sock.settimeout(timeout)
+            return sock
+        except OSError:
+            pass
+        sock.close()  # end of file (the daemon restarted) or a stray frame: not reusable
+    return open_control(home, autostart=autostart, timeout=timeout)
+
+
+def give_back(sock: _stdlib_socket.socket, home: str | os.PathLike[str] | None = None) -> None:
+    """Keep a control connection whose exchange is complete (the daemon holds nothing on it) for
+    the next ``take_control``; closes it if one is kept already."""
+    key = str(resolve_home(home))
+    entry = (os.getpid(), sock.detach())
+    if _IDLE.setdefault(key, entry) is not entry:
+        os.close(entry[1])
+
+
 def start_daemon(home: Path, *, timeout: float = START_TIMEOUT_SECONDS) -> None:
     """Start a detached daemon for ``home`` unless one is (or becomes) reachable."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -163,9 +198,14 @@ def exchange(sock: _stdlib_socket.socket, message: dict[str, Any],
 
 def request(message: dict[str, Any], *, home: str | os.PathLike[str] | None = None,
             timeout: float = CONTROL_TIMEOUT_SECONDS, autostart: bool | None = None) -> dict[str, Any]:
-    """One request on a fresh control connection; returns the reply (``ok`` may be False)."""
-    with open_control(home, autostart=autostart, timeout=timeout) as sock:
+    """One request on a control connection of its own; returns the reply (``ok`` may be False)."""
+    sock = take_control(home, autostart=autostart, timeout=timeout)
+    try:
         reply, fds = exchange(sock, message, timeout)
-        for fd in fds:
-            os.close(fd)
-        return reply
+    except BaseException:
+        sock.close()
+        raise
+    for fd in fds:
+        os.close(fd)
+    give_back(sock, home)
+    return reply

@@ -20,7 +20,7 @@ import struct
 from typing import Any
 
 from pilotsock.addresses import Addr
-from pilotsock.client.locator import exchange, open_control, recv_frame
+from pilotsock.client.locator import exchange, give_back, open_control, recv_frame, take_control
 from pilotsock.client.names import AF_PILOT
 from pilotsock.client.socket_base import (
     CONTROL_TIMEOUT,
@@ -267,14 +267,15 @@ class socket(SocketBase):
             raise os_error(_errno.EISCONN)
         request = {"op": "connect", "address": [remote.network, remote.node], "port": port,
                    "nodelay": bool(state.tcp_options.get(_stdlib.TCP_NODELAY, 0))}
-        if not state.bound:
-            request["reuse"] = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
-            self._become(open_control(timeout=CONTROL_TIMEOUT))
         timeout = self.gettimeout()
         if timeout == 0.0:
             request["nonblocking"] = True
             timeout = CONTROL_TIMEOUT  # only the local exchange; the handshake goes on after it
-        reply, fds = self._control_on_self(request, timeout)
+        if state.bound:  # our fd is the control connection that holds the port
+            reply, fds = self._control_on_self(request, timeout)
+        else:
+            request["reuse"] = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
+            reply, fds = self._dial_on(take_control(timeout=CONTROL_TIMEOUT), request, timeout)
         raise_for(reply, fds)
         self._become(fds[0])
         for extra in fds[1:]:
@@ -290,6 +291,23 @@ class socket(SocketBase):
         # CPython connects a socket with a timeout in non-blocking mode and waits: Linux then
         # answers the next connect() with success, whatever the address, and only later EISCONN.
         state.unreported = timeout is not None
+
+    def _dial_on(self, control: _stdlib.socket, request: dict[str, Any],
+                 timeout: float | None) -> tuple[dict[str, Any], list[int]]:
+        """The connect exchange on a control connection of the process. Once the daemon has
+        answered with the stream, the connection is free again and is kept for the next dial;
+        otherwise (refused, timed out, interrupted) it becomes our fd, so that closing this
+        socket ends whatever the daemon still does for it."""
+        try:
+            reply, fds = exchange(control, request, timeout)
+        except BaseException:
+            self._become(control)
+            raise
+        if reply.get("ok") and fds:
+            give_back(control)
+        else:
+            self._become(control)
+        return reply, fds
 
     def connect_ex(self, address: Any) -> int:
         if self._pilot is None:

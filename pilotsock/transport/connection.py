@@ -104,9 +104,7 @@ class StreamConnection:
         self._last_peer_units = 0
         self._last_advertised_units = 0
         self._largest_segment_received = 0
-        # Request/response mode (Linux's "pingpong"): data of ours left within the short ACK
-        # delay of the peer's last data, so a reply is likely to carry the next ACK.
-        self._answering = False
+        self._answering = False  # Linux's "pingpong": we answer the peer's data within the short ACK delay
         self._data_received_at = -1.0
         self._probe_outstanding = False
         self._pacing_next_at = 0.0
@@ -547,6 +545,12 @@ class StreamConnection:
         self._ack.unacked_segments = 0
         self.timers.delayed_ack_at = None
 
+    def _delay_ack(self, now: float, delay: float) -> None:
+        """ACK within ``delay`` unless an earlier deadline (or something we send) covers it."""
+        due = self.timers.delayed_ack_at
+        if due is None or now + delay < due:
+            self.timers.delayed_ack_at = now + delay
+
     def _maybe_window_update(self) -> None:
         """Fix for the Go 1.18 zero-window deadlock: announce a window that re-opened."""
         if self.state not in SYNCHRONIZED_STATES:
@@ -587,15 +591,11 @@ class StreamConnection:
         elif not short and self._ack.unacked_segments + 1 >= self.config.delayed_ack_segments:
             self._ack.now = True
         else:
-            # Full segments: every second one is ACKed (or after 40 ms). A short one on a
-            # connection whose application answers promptly: soon, unless the answer carries it
-            # (no pure ACK per request; each datagram costs both daemons a wake-up).
+            # Every second full segment is ACKed, or after 40 ms; a short one (we answer promptly)
+            # after 2 ms unless the answer carries it: no pure ACK datagram per request.
             if not short:
                 self._ack.unacked_segments += 1
-            delay = self.config.short_segment_ack_delay if short else self.config.delayed_ack_timeout
-            due = self.timers.delayed_ack_at
-            if due is None or now + delay < due:
-                self.timers.delayed_ack_at = now + delay
+            self._delay_ack(now, self.config.short_segment_ack_delay if short else self.config.delayed_ack_timeout)
         if accepted and length:
             self._data_received_at = now
         pending_fin = self._close.pending_fin_seq
@@ -605,10 +605,12 @@ class StreamConnection:
             self._accept_fin(self._close.pending_fin_has_ack, now)
 
     def _on_fin(self, fin_seq: int, has_ack: bool, now: float) -> None:
-        self._ack.now = True
         if self._close.peer_fin_received or self.state not in SYNCHRONIZED_STATES:
+            self._ack.now = True
             return
         offset = seq_diff(fin_seq, self.receive_queue.rcv_nxt)
+        if offset != 0:
+            self._ack.now = True
         if offset > 0:
             # Gap before the FIN: hold EOF until it fills; a Go sender never retransmits after
             # its FIN, so give up after 2 x RTO with ECONNRESET rather than a clean EOF.
@@ -625,16 +627,20 @@ class StreamConnection:
         queue = self.receive_queue
         queue.reset(queue.rcv_nxt + 1)
         self._close.peer_fin_received = True
-        self._ack.now = True
         self._events.append(ConnEvent.PEER_EOF)
         if not has_ack:
             # Go-style full close: the peer reads nothing more; drop what we still had to send.
+            self._ack.now = True
             self._events.append(ConnEvent.PEER_GONE)
             self._enter_time_wait(now)
             return
         if self.state is State.ESTABLISHED:
             self._set_state(State.CLOSE_WAIT)
-        elif self.state is State.FIN_WAIT_1:
+            # The application usually closes on EOF at once: its FIN carries this ACK (3 datagrams, not 4).
+            self._delay_ack(now, self.config.short_segment_ack_delay)
+            return
+        self._ack.now = True
+        if self.state is State.FIN_WAIT_1:
             self._set_state(State.CLOSING)
         elif self.state is State.FIN_WAIT_2:
             self._enter_time_wait(now)

@@ -22,7 +22,9 @@ import pilotsock.selectors as pselectors
 import pilotsock.socket as psocket
 import pilotsock.ssl as pssl
 from pilotsock.testing.certs import make_certificates
-from pilotsock.testing.processes import DaemonProcess
+from pilotsock.testing.processes import DaemonProcess, restart_daemon
+
+from .conftest import DaemonFactory, use_daemon
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -177,6 +179,67 @@ def test_fork_inherits_a_virtual_connection(pair: tuple[psocket.socket, psocket.
     assert conn.recv(100) == b"from the child %d" % pid
     client.sendall(b"parent still works")
     assert conn.recv(100) == b"parent still works"
+
+
+def test_dials_reuse_the_processs_idle_control_connection(node: DaemonProcess) -> None:
+    """After a dial the control connection stays open for the next dial or request (the daemon
+    accepts no new one); a forked child never takes its parent's."""
+    from pilotsock.client.locator import request
+
+    def accepted() -> int:
+        return int(request({"op": "stats"})["counters"]["local_api.accepted"])
+
+    with psocket.create_server(("", 0), family=psocket.AF_PILOT) as server:
+        address = server.getsockname()
+        before = accepted()
+        for _ in range(5):
+            with psocket.create_connection(address, timeout=5):
+                server.accept()[0].close()
+        assert accepted() == before
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with psocket.create_connection(address, timeout=5) as child:
+                    child.sendall(b"child")
+                code = 0
+            finally:
+                os._exit(code)
+        conn, _ = server.accept()
+        with conn:
+            assert conn.recv(10) == b"child"
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert accepted() == before + 1  # the child's own connection
+        with psocket.create_connection(address, timeout=5) as client:  # the parent's is intact
+            conn, _ = server.accept()
+            with conn:
+                client.sendall(b"parent")
+                assert conn.recv(10) == b"parent"
+        psocket.setdefaulttimeout(30)  # must not make the idle connection's liveness check wait
+        try:
+            started = time.monotonic()
+            with psocket.create_connection(address):
+                server.accept()[0].close()
+            assert time.monotonic() - started < 10
+        finally:
+            psocket.setdefaulttimeout(None)
+
+
+def test_a_dial_after_the_daemon_restarted_opens_a_fresh_control_connection(daemons: DaemonFactory,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    node = daemons("restarting")
+    use_daemon(monkeypatch, node)
+    with psocket.create_server(("", 7001), family=psocket.AF_PILOT) as server:
+        with psocket.create_connection(server.getsockname(), timeout=5):
+            server.accept()[0].close()
+    node = daemons.track(restart_daemon(node))  # the idle connection now leads nowhere
+    with psocket.create_server(("", 7001), family=psocket.AF_PILOT) as server:
+        with psocket.create_connection(server.getsockname(), timeout=5) as client:
+            conn, _ = server.accept()
+            with conn:
+                client.sendall(b"after restart")
+                assert conn.recv(20) == b"after restart"
 
 
 def test_makefile_modes_and_sendfile(pair: tuple[psocket.socket, psocket.socket], tmp_path: Path) -> None:

@@ -195,7 +195,10 @@ def test_close_sends_fin_only_after_all_data_is_acked_and_time_wait_never_answer
     deliver(fin, server, 0.03)
     assert server.pop_events() == [ConnEvent.PEER_EOF]
     assert server.state is State.CLOSE_WAIT
-    assert server.segments_to_send(0.03) == [OutSegment(ACK, 501, 106, 63)]
+    assert server.segments_to_send(0.03) == []  # the application may close at once: wait for its FIN
+    assert server.next_deadline() == pytest.approx(0.03 + CONFIG.short_segment_ack_delay)
+    server.on_timer(0.03 + CONFIG.short_segment_ack_delay)  # it did not
+    assert server.segments_to_send(0.033) == [OutSegment(ACK, 501, 106, 63)]
     server.shutdown_write(0.04)
     server_fin = server.segments_to_send(0.04)
     assert [s.flags for s in server_fin] == [FIN | ACK]
@@ -211,6 +214,16 @@ def test_close_sends_fin_only_after_all_data_is_acked_and_time_wait_never_answer
     assert server.pop_events() == [ConnEvent.CLOSED]
     client.on_timer(10.05)
     assert client.pop_events()[-1] is ConnEvent.CLOSED
+
+
+def test_a_prompt_close_after_eof_carries_the_ack_of_the_peers_fin() -> None:
+    client, server = established_pair()
+    client.shutdown_write(0.0)
+    deliver(client.segments_to_send(0.0), server, 0.01)
+    assert server.pop_events() == [ConnEvent.PEER_EOF]
+    server.shutdown_write(0.0105)
+    assert server.segments_to_send(0.0105) == [OutSegment(FIN | ACK, 501, 102, 64)]
+    assert server.timers.delayed_ack_at is None
 
 
 def test_go_style_fin_without_ack_is_a_full_close() -> None:
@@ -295,7 +308,8 @@ def test_lost_fin_is_retransmitted_until_acknowledged() -> None:
     assert again == fin  # the FIN again (Go never retransmits its FIN)
     deliver(again, server, now + 0.01)
     assert server.pop_events() == [ConnEvent.PEER_EOF]
-    deliver(server.segments_to_send(now + 0.01), client, now + 0.02)
+    server.on_timer(now + 0.01 + CONFIG.short_segment_ack_delay)
+    deliver(server.segments_to_send(now + 0.012), client, now + 0.02)
     assert client.state is State.FIN_WAIT_2
 
 
@@ -313,7 +327,8 @@ def test_orphan_in_fin_wait_2_resets_after_the_timeout_but_a_half_close_waits() 
         fin = client.segments_to_send(1.0)
         assert [s.flags for s in fin] == [FIN | ACK]
         deliver(fin, server, 1.01)
-        deliver(server.segments_to_send(1.01), client, 1.02)
+        server.on_timer(1.01 + config.short_segment_ack_delay)  # the server's app keeps it open
+        deliver(server.segments_to_send(1.012), client, 1.02)
         assert client.state is State.FIN_WAIT_2 and client.orphaned is orphaned
         expected_deadline = 1.02 + config.orphan_fin_wait_2_timeout if orphaned else None
         assert client.timers.orphan_at == expected_deadline
