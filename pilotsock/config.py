@@ -31,7 +31,12 @@ class TransportConfig:
     # (bench --via-emulator) 8 MiB each carries 21-24 MB/s, 16 MiB receive with 8 MiB send
     # 20-21 MB/s, 16 MiB each 32-35 MB/s. Memory is used only while data actually waits (a slow
     # reader, a writer faster than the path, a window in flight).
-    receive_buffer_bytes: int = 16 * MIB  # the advertised window
+    receive_buffer_bytes: int = 16 * MIB  # the advertised window, at most
+    # ... and at first: the window grows to twice what the application read in the last RTT
+    # (receive buffer autotuning, Linux's DRS), so a slow reader never makes the daemon hold
+    # 16 MiB (bench: peak RSS); a fast one reaches the maximum in a few round trips.
+    receive_buffer_initial_bytes: int = 512 * KIB
+    autotune_min_interval: float = 0.0005
     send_buffer_bytes: int = 16 * MIB  # unsent + unacknowledged bytes the daemon holds per stream, at most
     # ... and at least this much; in between, two congestion windows (send buffer autotuning).
     send_buffer_min_bytes: int = 256 * KIB
@@ -71,7 +76,7 @@ class TransportConfig:
             raise ValueError(f"mss {self.mss} out of range")
         if self.loopback_mss and not 64 <= self.loopback_mss <= 65535 - 100:
             raise ValueError(f"loopback_mss {self.loopback_mss} out of range")
-        if self.receive_buffer_bytes < WINDOW_UNIT_BYTES:
+        if min(self.receive_buffer_bytes, self.receive_buffer_initial_bytes) < WINDOW_UNIT_BYTES:
             raise ValueError("receive buffer must hold at least one window unit")
 
 

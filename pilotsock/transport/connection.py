@@ -36,8 +36,9 @@ retransmission timeout; ``pipe`` bytes in flight; ``mss`` payload bytes per segm
 from __future__ import annotations
 
 from pilotsock.config import WINDOW_UNIT_BYTES, TransportConfig
+from pilotsock.transport.closing import accept_fin, on_fin, on_fin_acknowledged
 from pilotsock.transport.congestion import AUTO, CongestionController, auto_choice, make_controller
-from pilotsock.transport.receive_queue import ReceiveQueue
+from pilotsock.transport.receive_queue import ReceiveBufferTuner, ReceiveQueue
 from pilotsock.transport.recovery import (
     MAX_REORDER_STEPS,
     arm_probe,
@@ -83,7 +84,8 @@ class StreamConnection:
         self.nodelay = nodelay
         self.mss = config.mss  # payload bytes per segment; the driver may raise it per path (use_mss)
         self.send_queue = SendQueue(config.send_buffer_bytes)
-        self.receive_queue = ReceiveQueue(config.receive_buffer_bytes)
+        self.receive_queue = ReceiveQueue(min(config.receive_buffer_initial_bytes, config.receive_buffer_bytes))
+        self._receive_tuner = ReceiveBufferTuner(self.receive_queue, config.receive_buffer_bytes)
         self.rtt = RttEstimator(
             initial=config.rto_initial, minimum=config.rto_min, maximum=config.rto_max,
             granularity=config.clock_granularity,
@@ -121,9 +123,9 @@ class StreamConnection:
         if self._close.fin_requested or self.state not in SENDING_STATES:
             return 0
         queue = self.send_queue
-        # Autotuned like Linux's send buffer: room for about two congestion windows, so data
-        # waits in the application's socket (back-pressure) rather than in daemon memory.
-        limit = min(queue.capacity_bytes, max(self.config.send_buffer_min_bytes, 2 * self.cc.window_bytes))
+        # Autotuned like Linux's: two windows (cwnd or peer's), the rest waits in the app's socket.
+        window = min(self.cc.window_bytes, self.peer_window_bytes or self.cc.window_bytes)
+        limit = min(queue.capacity_bytes, max(self.config.send_buffer_min_bytes, 2 * window))
         return max(0, limit - queue.unsent_bytes - queue.unacked_bytes)
 
     @property
@@ -181,6 +183,7 @@ class StreamConnection:
     def consume_received(self, count: int, now: float) -> None:
         """The owner delivered ``count`` bytes from ``receive_queue.peek()`` to the application."""
         self.receive_queue.consume(count)
+        self._receive_tuner.on_consumed(count, now, max(self.rtt.srtt or 0.0, self.config.autotune_min_interval))
         self._maybe_window_update()
 
     def take_received(self, max_bytes: int | None = None) -> bytes:
@@ -263,7 +266,7 @@ class StreamConnection:
             self._receive_data(seq, payload, now)
         if flags & FIN:
             fin_seq = (seq + (len(payload) if is_data else 0)) & SEQ_MASK
-            self._on_fin(fin_seq, bool(flags & ACK), now)
+            on_fin(self, fin_seq, bool(flags & ACK), now)
 
     def on_timer(self, now: float) -> None:
         """Fire every deadline that is due. Call ``segments_to_send`` afterwards."""
@@ -407,7 +410,7 @@ class StreamConnection:
                     self._recovery_point = None
                 elif not sack_blocks and queue.segments:
                     queue.mark_lost(queue.segments[0])  # NewReno partial ACK (RFC 6582)
-            self._on_fin_acknowledged(ack, now)
+            on_fin_acknowledged(self, ack, now)
             if self.state is State.CLOSED:
                 return
             self.timers.retransmit_at = now + self.rtt.rto if queue.segments else None
@@ -491,6 +494,9 @@ class StreamConnection:
             if not pacing_allows(self, length, now):
                 break
             if peer_window is not None and queue.unacked_bytes > 0 and queue.unacked_bytes + length > peer_window:
+                # The receiver's window, not the path, limits this flight: its rate samples must
+                # not look like a full pipe (BBR would leave startup at a growing window's pace).
+                queue.app_limited_until = max(queue.delivered + queue.pipe_bytes, 1)
                 break
             if (length < mss and not self.nodelay and queue.unacked_bytes > 0
                     and not self._close.fin_requested and not self._close.nagle_expired):
@@ -548,8 +554,7 @@ class StreamConnection:
     def _delay_ack(self, now: float, delay: float) -> None:
         """ACK within ``delay`` unless an earlier deadline (or something we send) covers it."""
         due = self.timers.delayed_ack_at
-        if due is None or now + delay < due:
-            self.timers.delayed_ack_at = now + delay
+        self.timers.delayed_ack_at = now + delay if due is None else min(due, now + delay)
 
     def _maybe_window_update(self) -> None:
         """Fix for the Go 1.18 zero-window deadlock: announce a window that re-opened."""
@@ -602,61 +607,7 @@ class StreamConnection:
         if pending_fin is not None and queue.rcv_nxt == pending_fin:
             self._close.pending_fin_seq = None
             self.timers.fin_gap_at = None
-            self._accept_fin(self._close.pending_fin_has_ack, now)
-
-    def _on_fin(self, fin_seq: int, has_ack: bool, now: float) -> None:
-        if self._close.peer_fin_received or self.state not in SYNCHRONIZED_STATES:
-            self._ack.now = True
-            return
-        offset = seq_diff(fin_seq, self.receive_queue.rcv_nxt)
-        if offset != 0:
-            self._ack.now = True
-        if offset > 0:
-            # Gap before the FIN: hold EOF until it fills; a Go sender never retransmits after
-            # its FIN, so give up after 2 x RTO with ECONNRESET rather than a clean EOF.
-            self._close.pending_fin_seq = fin_seq
-            self._close.pending_fin_has_ack = has_ack
-            if self.timers.fin_gap_at is None:
-                self.timers.fin_gap_at = now + self.config.fin_gap_rto_multiplier * self.rtt.rto
-            return
-        if offset < 0:
-            return  # an old FIN we already processed
-        self._accept_fin(has_ack, now)
-
-    def _accept_fin(self, has_ack: bool, now: float) -> None:
-        queue = self.receive_queue
-        queue.reset(queue.rcv_nxt + 1)
-        self._close.peer_fin_received = True
-        self._events.append(ConnEvent.PEER_EOF)
-        if not has_ack:
-            # Go-style full close: the peer reads nothing more; drop what we still had to send.
-            self._ack.now = True
-            self._events.append(ConnEvent.PEER_GONE)
-            self._enter_time_wait(now)
-            return
-        if self.state is State.ESTABLISHED:
-            self._set_state(State.CLOSE_WAIT)
-            # The application usually closes on EOF at once: its FIN carries this ACK (3 datagrams, not 4).
-            self._delay_ack(now, self.config.short_segment_ack_delay)
-            return
-        self._ack.now = True
-        if self.state is State.FIN_WAIT_1:
-            self._set_state(State.CLOSING)
-        elif self.state is State.FIN_WAIT_2:
-            self._enter_time_wait(now)
-
-    def _on_fin_acknowledged(self, ack: int, now: float) -> None:
-        close = self._close
-        if not close.fin_sent or close.fin_acked or not seq_gt(ack, close.fin_seq):
-            return
-        close.fin_acked = True
-        if self.state is State.FIN_WAIT_1:
-            self._set_state(State.FIN_WAIT_2)
-            self._arm_orphan(now)
-        elif self.state is State.CLOSING:
-            self._enter_time_wait(now)
-        elif self.state is State.LAST_ACK:
-            self._enter_closed()
+            accept_fin(self, self._close.pending_fin_has_ack, now)
 
     def _on_reset(self) -> None:
         if self.state is State.TIME_WAIT:

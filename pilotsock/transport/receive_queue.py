@@ -231,3 +231,31 @@ class ReceiveQueue:
                 self._ready[0] = head[remaining:]
                 self.ready_bytes -= remaining
                 remaining = 0
+
+
+class ReceiveBufferTuner:
+    """Receive buffer autotuning (Linux's dynamic right-sizing): once per round trip, if the
+    application read more than half the buffer in that round trip, the buffer (so the advertised
+    window) grows to twice that, up to ``max_bytes``. It never shrinks."""
+
+    __slots__ = ("queue", "max_bytes", "_copied", "_since")
+
+    def __init__(self, queue: ReceiveQueue, max_bytes: int) -> None:
+        self.queue = queue
+        self.max_bytes = max_bytes
+        self._copied = 0
+        self._since: float | None = None
+
+    def on_consumed(self, count: int, now: float, rtt: float) -> None:
+        since = self._since
+        if since is None:
+            self._since = now
+            since = now
+        self._copied += count
+        if now - since < rtt:
+            return
+        wanted = min(self.max_bytes, 2 * self._copied)
+        if wanted > self.queue.capacity_bytes:
+            self.queue.capacity_bytes = wanted
+        self._copied = 0
+        self._since = now
