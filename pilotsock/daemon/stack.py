@@ -343,6 +343,11 @@ class NodeStack:
             # Handlers may have queued output (e.g. the echo's FIN after the peer's): flush again
             # in the next round. Loop-free: a second pass produces no new events.
             self._dirty[endpoint] = None
+        if endpoint.app is not None and conn.state is State.TIME_WAIT:
+            # Nothing more can reach the application: release its pair (and fd) now, not when
+            # TIME_WAIT ends; a dial loop otherwise holds thousands of them.
+            app, endpoint.app = endpoint.app, None
+            app.on_closed()
         if endpoint.app is not None and not conn.is_closed:
             endpoint.app.update_interest()
         if conn.is_closed:

@@ -242,6 +242,31 @@ def test_a_dial_after_the_daemon_restarted_opens_a_fresh_control_connection(daem
                 assert conn.recv(20) == b"after restart"
 
 
+def test_time_wait_holds_no_descriptor_in_the_daemon(node: DaemonProcess) -> None:
+    """The side that closes first waits in TIME_WAIT, but nothing can reach its application any
+    more: the daemon releases the application's pair at once, not when TIME_WAIT ends."""
+    from pilotsock.client.locator import request
+
+    def descriptors() -> int:
+        return len(os.listdir(f"/proc/{node.process.pid}/fd"))
+
+    with psocket.create_server(("", 0), family=psocket.AF_PILOT) as server:
+        with psocket.create_connection(server.getsockname(), timeout=5):  # warm: idle control connection
+            server.accept()[0].close()
+        before = descriptors()
+        for _ in range(30):
+            client = psocket.create_connection(server.getsockname(), timeout=5)
+            conn, _ = server.accept()
+            client.close()  # the client's side ends in TIME_WAIT
+            assert conn.recv(10) == b""
+            conn.close()
+        deadline = time.monotonic() + 10
+        while request({"op": "stats"})["stream_states"].get("TIME_WAIT", 0) < 30 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert request({"op": "stats"})["stream_states"].get("TIME_WAIT", 0) >= 30
+        assert descriptors() < before + 5
+
+
 def test_makefile_modes_and_sendfile(pair: tuple[psocket.socket, psocket.socket], tmp_path: Path) -> None:
     client, conn = pair
     with client.makefile("w", encoding="utf-8", newline="\n") as text_out, conn.makefile("r", encoding="utf-8") as text_in:
