@@ -5,27 +5,12 @@ Kinds: Inherent (cannot pass by design), NotYet (a pilotsock gap to fix: the run
 passes, so this list stays honest), Flaky (either outcome is accepted), Slow (not run in tier 1).
 """
 
-from compat_tests.kinds import Flaky, Inherent, Slow
+from compat_tests.kinds import Flaky, Inherent
 
 MADE_ON = "3.11.7"
 
-_DEEP_BUFFERS = ("the daemon keeps taking data into its 16 MiB stream windows, so a send with a short "
-                 "timeout does not time out until ~34 MB are queued; SO_SNDBUF is not mapped to the window yet")
-
 EXPECTED = {
     # -- test_socket, native mode (compat_tests/native_socket.py) --
-    "test.test_socket.SendmsgTCPTest.testSendmsgTimeout": Flaky(
-        f"passes when ~34 MB of 512-byte sendmsg calls fit in the test's wait, fails otherwise: {_DEEP_BUFFERS}"),
-    "test.test_socket.SendfileUsingSendTest.testWithTimeoutTriggeredSend": Flaky(
-        f"passes or fails with the file size against the buffers on the path: {_DEEP_BUFFERS}"),
-    "test.test_socket.SendfileUsingSendfileTest.testWithTimeoutTriggeredSend": Flaky(
-        f"passes or fails with the file size against the buffers on the path: {_DEEP_BUFFERS}"),
-    "test.test_socket.InterruptedSendTimeoutTest.testInterruptedSendTimeout": Slow(
-        f"does not finish within the suite timeout: {_DEEP_BUFFERS}"),
-    "test.test_socket.InterruptedSendTimeoutTest.testInterruptedSendmsgTimeout": Slow(
-        f"does not finish within the suite timeout: {_DEEP_BUFFERS}"),
-    "test.test_socket.InterruptedSendTimeoutTest.testInterruptedSendtoTimeout": Slow(
-        f"does not finish within the suite timeout: {_DEEP_BUFFERS}"),
     # -- test_selectors, native mode (its socketpair seam returns a pair of virtual streams) --
     **{f"test.test_selectors.{kind}SelectorTestCase.test_select_read_write": Inherent(
         "expects bytes sent on one end to be readable at the other when send() returns, as on a kernel "
