@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import logging
 import os
-from collections import deque
+from collections import Counter, deque
 from typing import Callable
 from typing import Protocol as TypingProtocol
 
@@ -54,7 +54,7 @@ class StreamEndpoint:
     """A stream machine plus its addressing and what it is attached to."""
 
     __slots__ = ("id", "conn", "local_port", "remote", "remote_port", "key", "app", "listener",
-                 "on_dial_result", "established", "reuse")
+                 "on_dial_result", "established", "reuse", "live")
 
     def __init__(self, id_: int, conn: StreamConnection, local_port: int, remote: Addr, remote_port: int) -> None:
         self.id = id_
@@ -68,6 +68,7 @@ class StreamEndpoint:
         self.on_dial_result: Callable[[StreamEndpoint, ErrorCode], None] | None = None
         self.established = False
         self.reuse = False  # made with SO_REUSEADDR (its port may be bound again meanwhile)
+        self.live = False  # counted in the stack's live connections (not TIME_WAIT or CLOSED)
 
     def __repr__(self) -> str:
         return f"<stream {self.id} :{self.local_port} <-> {self.remote}:{self.remote_port} {self.conn.state.value}>"
@@ -106,6 +107,10 @@ class NodeStack:
         self._send_frame = send_frame
         self._schedule = schedule
         self.streams: dict[tuple[int, int, int, int], StreamEndpoint] = {}
+        # Live (not TIME_WAIT/CLOSED) connections, kept as the stack sees states change: each SYN
+        # asks, and a dial loop leaves thousands of TIME_WAIT streams to step over otherwise.
+        self._live_total = 0
+        self._live_on_port: Counter[int] = Counter()
         self.listeners: dict[int, Listener] = {}
         self.datagram_ports: dict[int, DatagramPort] = {}
         self._dirty: dict[StreamEndpoint, None] = {}
@@ -134,13 +139,17 @@ class NodeStack:
         return self._active_counts(-1)[1]
 
     def _active_counts(self, port: int) -> tuple[int, int]:
-        """Live (not TIME_WAIT/CLOSED) connections on ``port`` and in total, in one pass."""
-        on_port = total = 0
-        for endpoint in self.streams.values():
-            if endpoint.conn.state not in (State.TIME_WAIT, State.CLOSED):
-                total += 1
-                on_port += endpoint.local_port == port
-        return on_port, total
+        """Live (not TIME_WAIT/CLOSED) connections on ``port`` and in total."""
+        return self._live_on_port[port], self._live_total
+
+    def _track_live(self, endpoint: StreamEndpoint, live: bool) -> None:
+        if live != endpoint.live:
+            endpoint.live = live
+            step = 1 if live else -1
+            self._live_total += step
+            self._live_on_port[endpoint.local_port] += step
+            if not self._live_on_port[endpoint.local_port]:
+                del self._live_on_port[endpoint.local_port]
 
     # -- inputs from the network ------------------------------------------------------------
 
@@ -218,6 +227,7 @@ class NodeStack:
         listener.half_open += 1
         endpoint.conn.open_passive(packet.seq, packet.window_units, now)
         self.streams[endpoint.key] = endpoint
+        self._track_live(endpoint, True)
         self.ports.connection_opened(STREAM, endpoint.local_port, reuse=endpoint.reuse)
         self._dirty[endpoint] = None
 
@@ -255,6 +265,7 @@ class NodeStack:
         endpoint.on_dial_result = on_result
         endpoint.conn.open_active(now)
         self.streams[endpoint.key] = endpoint
+        self._track_live(endpoint, True)
         self.ports.connection_opened(STREAM, local_port, reuse=reuse)
         self._dirty[endpoint] = None
         self.request_flush()
@@ -353,6 +364,7 @@ class NodeStack:
         if conn.is_closed:
             self._forget(endpoint)
         else:
+            self._track_live(endpoint, conn.state is not State.TIME_WAIT)
             self._schedule(endpoint, conn.next_deadline())
 
     def _path_mss(self, node: int) -> int:
@@ -411,6 +423,7 @@ class NodeStack:
             del self.streams[endpoint.key]
             endpoint.conn.stats.add_to(self.counters)
             self.ports.connection_closed(STREAM, endpoint.local_port, reuse=endpoint.reuse)
+        self._track_live(endpoint, False)
         if endpoint.listener is not None and not endpoint.established:
             endpoint.listener.half_open -= 1
             endpoint.established = True  # count the half-open slot once
