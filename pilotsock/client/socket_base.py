@@ -245,8 +245,9 @@ class SocketBase(StdSocket):
             raise os_error(outcome)
 
     def _tell_daemon(self, message: dict[str, Any]) -> None:
-        """A change to a live stream (e.g. TCP_NODELAY after connect), on a fresh control
-        connection; a stream the daemon no longer knows needs no change."""
+        """A change to a live stream (e.g. TCP_NODELAY after connect), on the process's own
+        control connection (``locator.request``); a stream the daemon no longer knows needs no
+        change."""
         try:
             request(message, timeout=CONTROL_TIMEOUT)
         except OSError:
