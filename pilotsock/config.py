@@ -36,7 +36,7 @@ class TransportConfig:
     # (receive buffer autotuning, Linux's DRS), so a slow reader never makes the daemon hold
     # 16 MiB (bench: peak RSS); a fast one reaches the maximum in a few round trips.
     receive_buffer_initial_bytes: int = 512 * KIB
-    autotune_min_interval: float = 0.0005
+    autotune_min_interval: float = 0.0005  # ... judged once per smoothed RTT, but at least this long
     send_buffer_bytes: int = 16 * MIB  # unsent + unacknowledged bytes the daemon holds per stream, at most
     # ... and at least this much; in between, two congestion windows (send buffer autotuning).
     send_buffer_min_bytes: int = 256 * KIB

@@ -87,18 +87,17 @@ def open_control(home: str | os.PathLike[str] | None = None, *, autostart: bool 
 
 # One idle control connection per daemon home, kept for the next dial or request: reusing it
 # spares the daemon an accept (on the dial's critical path) and a close, and the client a socket,
-# a connect and a dup2. Keyed by home; (pid, fd) so that a forked child never shares its parent's.
-_IDLE: dict[str, tuple[int, int]] = {}
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_IDLE.clear)  # the parent still uses those connections
+# a connect and a dup2. Keyed by home; a forked child forgets them (its parent still uses them).
+_IDLE: dict[str, int] = {}
+os.register_at_fork(after_in_child=_IDLE.clear)
 
 
 def take_control(home: str | os.PathLike[str] | None = None, *, autostart: bool | None = None,
                  timeout: float = CONTROL_TIMEOUT_SECONDS) -> _stdlib_socket.socket:
     """Like ``open_control``, but reuses the idle connection ``give_back`` kept, if it is alive."""
     idle = _IDLE.pop(str(resolve_home(home)), None)
-    if idle is not None and idle[0] == os.getpid():
-        sock = _stdlib_socket.socket(_stdlib_socket.AF_UNIX, _stdlib_socket.SOCK_STREAM, 0, idle[1])
+    if idle is not None:
+        sock = _stdlib_socket.socket(_stdlib_socket.AF_UNIX, _stdlib_socket.SOCK_STREAM, 0, idle)
         sock.setblocking(False)  # not the default timeout: with one, recv() would wait for data
         try:
             sock.recv(1, _stdlib_socket.MSG_PEEK)
@@ -114,10 +113,9 @@ def take_control(home: str | os.PathLike[str] | None = None, *, autostart: bool 
 def give_back(sock: _stdlib_socket.socket, home: str | os.PathLike[str] | None = None) -> None:
     """Keep a control connection whose exchange is complete (the daemon holds nothing on it) for
     the next ``take_control``; closes it if one is kept already."""
-    key = str(resolve_home(home))
-    entry = (os.getpid(), sock.detach())
-    if _IDLE.setdefault(key, entry) is not entry:
-        os.close(entry[1])
+    fd = sock.detach()
+    if _IDLE.setdefault(str(resolve_home(home)), fd) != fd:
+        os.close(fd)
 
 
 def start_daemon(home: Path, *, timeout: float = START_TIMEOUT_SECONDS) -> None:

@@ -354,11 +354,10 @@ class NodeStack:
             # Handlers may have queued output (e.g. the echo's FIN after the peer's): flush again
             # in the next round. Loop-free: a second pass produces no new events.
             self._dirty[endpoint] = None
-        if endpoint.app is not None and conn.state is State.TIME_WAIT:
+        if conn.state is State.TIME_WAIT:
             # Nothing more can reach the application: release its pair (and fd) now, not when
             # TIME_WAIT ends; a dial loop otherwise holds thousands of them.
-            app, endpoint.app = endpoint.app, None
-            app.on_closed()
+            self._release_app(endpoint)
         if endpoint.app is not None and not conn.is_closed:
             endpoint.app.update_interest()
         if conn.is_closed:
@@ -432,6 +431,10 @@ class NodeStack:
             callback(endpoint, ErrorCode.RESET)
         self._schedule(endpoint, None)
         self._dirty.pop(endpoint, None)
+        self._release_app(endpoint)
+
+    def _release_app(self, endpoint: StreamEndpoint) -> None:
+        """The stream is done with its application: detach it and let it close (or drain)."""
         if endpoint.app is not None:
             app, endpoint.app = endpoint.app, None
             app.on_closed()

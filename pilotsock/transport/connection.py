@@ -120,13 +120,15 @@ class StreamConnection:
     @property
     def send_space(self) -> int:
         """Bytes ``write`` would accept now (0 once the write side is closed)."""
+        return self.send_queue.space_bytes(self._send_limit())
+
+    def _send_limit(self) -> int:
+        """Unsent plus unacknowledged bytes we hold at most: 0 once the write side is closed, else
+        autotuned like Linux's: two windows (cwnd or peer's); the rest waits in the app's socket."""
         if self._close.fin_requested or self.state not in SENDING_STATES:
             return 0
-        queue = self.send_queue
-        # Autotuned like Linux's: two windows (cwnd or peer's), the rest waits in the app's socket.
         window = min(self.cc.window_bytes, self.peer_window_bytes or self.cc.window_bytes)
-        limit = min(queue.capacity_bytes, max(self.config.send_buffer_min_bytes, 2 * window))
-        return max(0, limit - queue.unsent_bytes - queue.unacked_bytes)
+        return max(self.config.send_buffer_min_bytes, 2 * window)
 
     @property
     def readable_bytes(self) -> int:
@@ -175,10 +177,7 @@ class StreamConnection:
 
     def write(self, data: bytes | bytearray | memoryview, now: float) -> int:
         """Queue application bytes; returns how many were taken (see ``send_space``)."""
-        space = self.send_space
-        if space == 0:
-            return 0
-        return self.send_queue.write(data if len(data) <= space else memoryview(data)[:space])
+        return self.send_queue.write(data, self._send_limit())
 
     def consume_received(self, count: int, now: float) -> None:
         """The owner delivered ``count`` bytes from ``receive_queue.peek()`` to the application."""
@@ -593,14 +592,15 @@ class StreamConnection:
             # A segment shorter than the peer's largest ends a write: ACK at once so a Nagle
             # sender releases its next small write (the write-write-read stall of HTTP).
             self._ack.now = True
-        elif not short and self._ack.unacked_segments + 1 >= self.config.delayed_ack_segments:
-            self._ack.now = True
         else:
             # Every second full segment is ACKed, or after 40 ms; a short one (we answer promptly)
             # after 2 ms unless the answer carries it: no pure ACK datagram per request.
             if not short:
                 self._ack.unacked_segments += 1
-            self._delay_ack(now, self.config.short_segment_ack_delay if short else self.config.delayed_ack_timeout)
+            if self._ack.unacked_segments >= self.config.delayed_ack_segments:
+                self._ack.now = True
+            else:
+                self._delay_ack(now, self.config.short_segment_ack_delay if short else self.config.delayed_ack_timeout)
         if accepted and length:
             self._data_received_at = now
         pending_fin = self._close.pending_fin_seq

@@ -121,15 +121,16 @@ class SendQueue:
     def unsent_bytes(self) -> int:
         return len(self._unsent)
 
-    @property
-    def space_bytes(self) -> int:
-        return max(0, self.capacity_bytes - len(self._unsent) - self.unacked_bytes)
+    def space_bytes(self, limit: int) -> int:
+        """Room for more data when at most ``limit`` bytes (never more than the capacity) may
+        wait unsent or unacknowledged."""
+        return max(0, min(limit, self.capacity_bytes) - len(self._unsent) - self.unacked_bytes)
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Buffer as much of ``data`` as fits; return the number of bytes taken."""
-        take = min(len(data), self.space_bytes)
+    def write(self, data: bytes | bytearray | memoryview, limit: int) -> int:
+        """Buffer as much of ``data`` as fits under ``limit``; return the number of bytes taken."""
+        take = min(len(data), self.space_bytes(limit))
         if take:
-            self._unsent += data[:take] if take < len(data) else data
+            self._unsent += memoryview(data)[:take] if take < len(data) else data
         return take
 
     def take_unsent(self, count: int) -> bytes:
