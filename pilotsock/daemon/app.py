@@ -26,11 +26,12 @@ from pilotsock.daemon.home import HomeLock, ensure_private_dir, write_json_atomi
 from pilotsock.daemon.local_api import LocalApiServer
 from pilotsock.daemon.registry_link import RegistryLink
 from pilotsock.daemon.scheduler import Scheduler
-from pilotsock.daemon.stack import NodeStack, StreamEndpoint
+from pilotsock.daemon.stack import NodeStack
 from pilotsock.daemon.udp_endpoint import Address, UdpEndpoint, format_host_port, parse_host_port
 from pilotsock.errors import ErrorCode, MalformedFrame
 from pilotsock.identity import Identity
 from pilotsock.registry.client import RegistryClient
+from pilotsock.transport.states import State
 from pilotsock.tunnel.peers import NeedEndpoint, NeedIdentity, PeerPath, PeerTable, PeerUnreachable
 from pilotsock.wire.beacon_messages import (
     Discover,
@@ -131,9 +132,8 @@ class Daemon:
         write_json_atomic(config.state_path, self.info())
         self._spawn(self.link.heartbeat_forever())
 
-    def _on_timer(self, endpoint: Hashable, now: float) -> None:
-        assert isinstance(endpoint, StreamEndpoint)
-        self._stack().on_timer(endpoint, now)
+    def _on_timer(self, key: Hashable, now: float) -> None:
+        self._stack().on_timer(key, now)
 
     def _stack(self) -> NodeStack:
         assert self.stack is not None
@@ -301,11 +301,15 @@ class Daemon:
         if stack is not None:  # closed streams are summed at close; add the live ones
             for endpoint in stack.streams.values():
                 endpoint.conn.stats.add_to(counters)
+        states: collections.Counter[str] = collections.Counter()
+        if stack is not None:
+            states.update(endpoint.conn.state.value for endpoint in stack.streams.values())
+            if stack.time_wait:
+                states[State.TIME_WAIT.value] += len(stack.time_wait)
         return {
             "counters": counters,
-            "streams": len(stack.streams) if stack else 0,
-            "stream_states": dict(collections.Counter(ep.conn.state.value for ep in stack.streams.values()))
-            if stack else {},
+            "streams": sum(states.values()),
+            "stream_states": dict(states),
             "streams_active": stack.active_connections if stack else 0,
             "streams_orphaned": sum(ep.conn.orphaned for ep in stack.streams.values()) if stack else 0,
             "listeners": sorted(stack.listeners) if stack else [],

@@ -3,7 +3,9 @@
 
 Where it sits: ring 3. Machines report ``next_deadline()``; the daemon calls ``schedule(key,
 deadline)`` after every flush; when a deadline passes, ``on_due(key, now)`` runs. Stale heap
-entries are skipped lazily (no 100 ms polling tick, unlike Go).
+entries are skipped lazily (no 100 ms polling tick, unlike Go), and the heap is rebuilt from
+the live deadlines once stale entries outnumber them: a stale entry holds its key (a stream, with
+its whole machine) until its deadline, and keepalive deadlines are 30 s away.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import asyncio
 import heapq
 import itertools
 from typing import Callable, Hashable
+
+_COMPACT_SLACK = 256  # stale heap entries tolerated beyond the live ones before a rebuild
 
 
 class Scheduler:
@@ -33,14 +37,25 @@ class Scheduler:
             return
         if deadline is None:
             del self._deadlines[key]
+        else:
+            self._deadlines[key] = deadline
+        if len(self._heap) > 2 * len(self._deadlines) + _COMPACT_SLACK:
+            self._compact()
+        if deadline is None:
             return
-        self._deadlines[key] = deadline
         heapq.heappush(self._heap, (deadline, next(self._counter), key))
         if self._armed_at is None or deadline < self._armed_at:
             self._arm()
 
     def cancel(self, key: Hashable) -> None:
-        self._deadlines.pop(key, None)
+        self.schedule(key, None)
+
+    def _compact(self) -> None:
+        """Drop stale entries (and the keys they keep alive): O(live), at most once per as many pushes."""
+        counter = self._counter
+        heap = [(deadline, next(counter), key) for key, deadline in self._deadlines.items()]
+        heapq.heapify(heap)
+        self._heap = heap
 
     def _arm(self) -> None:
         heap = self._heap

@@ -18,7 +18,7 @@ import itertools
 import logging
 import os
 from collections import Counter, deque
-from typing import Callable
+from typing import Callable, Hashable
 from typing import Protocol as TypingProtocol
 
 from pilotsock.addresses import Addr
@@ -28,6 +28,7 @@ from pilotsock.errors import ErrorCode, MalformedFrame
 from pilotsock.transport.admission import Admission, Verdict
 from pilotsock.transport.connection import ConnEvent, OutSegment, State, StreamConnection
 from pilotsock.transport.ports import PortTable
+from pilotsock.transport.time_wait import TimeWaitTable
 from pilotsock.tunnel.peers import PeerPath, PeerTable
 from pilotsock.wire.header import VERSION, Flag, Packet, Protocol, decode_packet, encode_packet
 
@@ -97,7 +98,7 @@ class DatagramPort:
 class NodeStack:
     def __init__(self, loop: asyncio.AbstractEventLoop, config: DaemonConfig, *, own: Addr,
                  peers: PeerTable, send_frame: Callable[[bytes, PeerPath], None],
-                 schedule: Callable[[StreamEndpoint, float | None], None]) -> None:
+                 schedule: Callable[[Hashable, float | None], None]) -> None:
         self.loop = loop
         self.config = config
         self.own = own
@@ -107,6 +108,8 @@ class NodeStack:
         self._send_frame = send_frame
         self._schedule = schedule
         self.streams: dict[tuple[int, int, int, int], StreamEndpoint] = {}
+        # Streams in TIME_WAIT leave ``streams`` for a small remnant each (a dial loop makes thousands).
+        self.time_wait = TimeWaitTable(config.transport.time_wait_seconds)
         # Live (not TIME_WAIT/CLOSED) connections, kept as the stack sees states change: each SYN
         # asks, and a dial loop leaves thousands of TIME_WAIT streams to step over otherwise.
         self._live_total = 0
@@ -186,19 +189,37 @@ class NodeStack:
     def _on_stream_packet(self, packet: Packet, now: float) -> None:
         key = (packet.dst_port, packet.src_network, packet.src_node, packet.src_port)
         endpoint = self.streams.get(key)
+        flags = packet.flags
         if endpoint is not None:
-            if endpoint.conn.state is State.TIME_WAIT and packet.flags & SYN and not packet.flags & ACK:
+            if endpoint.conn.state is State.TIME_WAIT and flags & SYN and not flags & ACK:
                 self._forget(endpoint)  # a new incarnation of the same 4-tuple
             else:
-                endpoint.conn.on_segment(packet.flags, packet.seq, packet.ack, packet.window_units,
+                endpoint.conn.on_segment(flags, packet.seq, packet.ack, packet.window_units,
                                          packet.payload, now)
                 self._dirty[endpoint] = None
                 return
-        flags = packet.flags
+        elif key in self.time_wait and not self._on_time_wait_packet(key, flags, now):
+            return
         if flags & SYN and not flags & ACK:
             self._on_syn(packet, now)
         else:
             self.count("stream.no_connection")
+
+    def _on_time_wait_packet(self, key: tuple[int, int, int, int], flags: int, now: float) -> bool:
+        """A segment for a connection in TIME_WAIT; True if it opens a new incarnation (a SYN)."""
+        if flags & SYN and not flags & ACK or flags & RST:
+            self._end_time_wait(key)
+            return not flags & RST
+        if flags & FIN:  # our last ACK was lost: acknowledge again
+            remnant = self.time_wait.get(key)
+            assert remnant is not None
+            self.count("stream.time_wait_acks")
+            local_port, network, node, remote_port = key
+            segment = remnant.ack()
+            self._route(Packet(segment.flags, STREAM, self.own.network, self.own.node, network, node, local_port,
+                               remote_port, segment.seq, segment.ack, segment.window_units, b""), now)
+            self.request_flush()
+        return False
 
     def _on_syn(self, packet: Packet, now: float) -> None:
         listener = self.listeners.get(packet.dst_port)
@@ -258,7 +279,7 @@ class NodeStack:
         if local_port == 0:
             local_port = self.ports.allocate_ephemeral(STREAM)
         endpoint = StreamEndpoint(next(self._ids), self._new_connection(), local_port, remote, remote_port)
-        if endpoint.key in self.streams:
+        if endpoint.key in self.streams or endpoint.key in self.time_wait:
             raise FileExistsError(endpoint.key)
         endpoint.conn.nodelay = nodelay
         endpoint.reuse = reuse
@@ -355,16 +376,32 @@ class NodeStack:
             # in the next round. Loop-free: a second pass produces no new events.
             self._dirty[endpoint] = None
         if conn.state is State.TIME_WAIT:
-            # Nothing more can reach the application: release its pair (and fd) now, not when
-            # TIME_WAIT ends; a dial loop otherwise holds thousands of them.
-            self._release_app(endpoint)
+            # Nothing more can reach the application, and the machine is done: release the pair
+            # (and fd) and keep a remnant, not the whole stream (a dial loop leaves thousands).
+            self._enter_time_wait(endpoint, now)
+            return
         if endpoint.app is not None and not conn.is_closed:
             endpoint.app.update_interest()
         if conn.is_closed:
             self._forget(endpoint)
         else:
-            self._track_live(endpoint, conn.state is not State.TIME_WAIT)
+            self._track_live(endpoint, True)
             self._schedule(endpoint, conn.next_deadline())
+
+    def _enter_time_wait(self, endpoint: StreamEndpoint, now: float) -> None:
+        conn = endpoint.conn
+        queue = conn.receive_queue
+        self._forget(endpoint, keep_port=True)
+        had_remnants = len(self.time_wait) > 0
+        self.time_wait.add(endpoint.key, snd_nxt=conn.snd_nxt, rcv_nxt=queue.rcv_nxt,
+                           window_units=queue.advertised_units(), reuse=endpoint.reuse, now=now)
+        if not had_remnants:
+            self._schedule(self.time_wait, self.time_wait.next_deadline())
+
+    def _end_time_wait(self, key: tuple[int, int, int, int]) -> None:
+        remnant = self.time_wait.remove(key)
+        if remnant is not None:
+            self.ports.connection_closed(STREAM, key[0], reuse=remnant.reuse)
 
     def _path_mss(self, node: int) -> int:
         """Larger segments within this node and to peers reached over the host's loopback."""
@@ -417,11 +454,12 @@ class NodeStack:
                 self._dirty[endpoint] = None
         self.request_flush()
 
-    def _forget(self, endpoint: StreamEndpoint) -> None:
+    def _forget(self, endpoint: StreamEndpoint, *, keep_port: bool = False) -> None:
         if self.streams.get(endpoint.key) is endpoint:
             del self.streams[endpoint.key]
             endpoint.conn.stats.add_to(self.counters)
-            self.ports.connection_closed(STREAM, endpoint.local_port, reuse=endpoint.reuse)
+            if not keep_port:
+                self.ports.connection_closed(STREAM, endpoint.local_port, reuse=endpoint.reuse)
         self._track_live(endpoint, False)
         if endpoint.listener is not None and not endpoint.established:
             endpoint.listener.half_open -= 1
@@ -461,8 +499,14 @@ class NodeStack:
 
     # -- timers -----------------------------------------------------------------------------
 
-    def on_timer(self, endpoint: StreamEndpoint, now: float) -> None:
-        if self.streams.get(endpoint.key) is not endpoint:
+    def on_timer(self, key: Hashable, now: float) -> None:
+        if key is self.time_wait:
+            for ended, remnant in self.time_wait.expire(now):
+                self.ports.connection_closed(STREAM, ended[0], reuse=remnant.reuse)
+            self._schedule(self.time_wait, self.time_wait.next_deadline())
+            return
+        endpoint = key
+        if not isinstance(endpoint, StreamEndpoint) or self.streams.get(endpoint.key) is not endpoint:
             return
         conn = endpoint.conn
         was_handshaking = conn.state is State.SYN_SENT
