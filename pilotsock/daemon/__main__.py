@@ -12,7 +12,6 @@ client uses when it starts a daemon on demand).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import os
@@ -118,6 +117,12 @@ def _report(fd: int | None, message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "ssl" not in sys.modules:
+        # The daemon speaks no TLS (its tunnels use the cryptography package): without this,
+        # asyncio loads the ssl module and libssl for nothing, 4 MiB of every daemon's RSS.
+        sys.modules["ssl"] = None  # type: ignore[assignment]
+    import asyncio
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
