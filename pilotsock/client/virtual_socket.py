@@ -49,6 +49,10 @@ def _option_value(value: int, buflen: int | None) -> int | bytes:
     return value if buflen is None else value.to_bytes(buflen, "little")[:buflen]
 
 
+def _listener_lost() -> OSError:
+    return OSError(_errno.ECONNABORTED, "pilotsock daemon closed the listener")
+
+
 class socket(SocketBase):
     """``socket.socket`` with ``AF_PILOT`` support; other families behave exactly as the stdlib,
     except that a kernel-born socket binding or connecting to a virtual address turns virtual."""
@@ -211,6 +215,8 @@ class socket(SocketBase):
         self._check_open()
         if not state.listening:
             raise os_error(_errno.EINVAL)
+        if state.eof:
+            raise _listener_lost()
         raw = RawFrames(self)
         while True:
             try:
@@ -218,7 +224,8 @@ class socket(SocketBase):
             except ConnectionResetError:
                 if not state.listening:  # shut down meanwhile, like Linux
                     raise os_error(_errno.EINVAL) from None
-                raise OSError(_errno.ECONNABORTED, "pilotsock daemon closed the listener") from None
+                self._quiet_lost_listener()
+                raise _listener_lost() from None
             if event.get("ev") == "accept" and fds:
                 break
             for fd in fds:
@@ -238,6 +245,22 @@ class socket(SocketBase):
         if _stdlib.getdefaulttimeout() is None and self.gettimeout():
             conn.setblocking(True)
         return conn, self._shown(conn_state, conn_state.peer, conn_state.peer_port)
+
+    def _quiet_lost_listener(self) -> None:
+        """The daemon is gone: put a listening socket nobody connects to in place of our end of
+        its control connection. The dead end would poll readable for ever, and every event loop
+        that accepts on readiness (selectors, socketserver, asyncio) would spin at 100% CPU, like
+        a kernel listener on a vanished interface it now stays quiet; accept() keeps raising."""
+        assert self._pilot is not None
+        self._pilot.eof = True
+        quiet = StdSocket(_stdlib.AF_UNIX, _stdlib.SOCK_STREAM)
+        try:
+            quiet.bind("")  # an abstract name the kernel picks (Linux autobind)
+            quiet.listen(1)
+        except OSError:
+            quiet.close()
+            return  # best effort: the error is raised either way
+        self._become(quiet)
 
     # -- connect ----------------------------------------------------------------------------
 
@@ -277,14 +300,20 @@ class socket(SocketBase):
             request["reuse"] = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
             reply, fds = self._dial_on(take_control(timeout=CONTROL_TIMEOUT), request, timeout)
         raise_for(reply, fds)
-        self._become(fds[0])
         for extra in fds[1:]:
             _os.close(extra)
+        # The state says "connected" before the fd is: another thread that sees the stream's
+        # data or EOF on our fd (the peer may accept and close at once) must not read ENOTCONN.
         state.bound = True
         state.local = Addr(*reply["address"])
         state.local_port = int(reply["local_port"])
         state.peer, state.peer_port = Addr(*reply["peer"]), int(reply["peer_port"])
         state.conn_id = reply.get("conn")
+        try:
+            self._become(fds[0])
+        except BaseException:
+            state.peer = None
+            raise
         self.counters["virtual.connect"] += 1
         if reply.get("pending"):
             self._start_pending_connect()

@@ -210,6 +210,50 @@ def test_killed_daemon_never_hangs_a_caller(daemons: DaemonFactory) -> None:
     assert results["accept"] == ["ConnectionAbortedError", 103]
 
 
+def test_a_listener_whose_daemon_died_stops_polling_readable(daemons: DaemonFactory) -> None:
+    """The dead control connection would poll readable for ever: a selector, socketserver or
+    asyncio accept loop would spin at 100% CPU. After the first accept() reports the loss, the
+    socket stays quiet, and every accept() raises at once (blocking or not)."""
+    node = daemons("a")
+    program = (
+        "import pilotsock.socket as socket, selectors, json, time\n"
+        "server = socket.socket(socket.AF_PILOT); server.bind(('', 8000)); server.listen()\n"
+        "selector = selectors.DefaultSelector(); selector.register(server, selectors.EVENT_READ)\n"
+        "print('ready', flush=True); input()\n"
+        "results = {'first_poll': len(selector.select(5))}\n"
+        "try:\n"
+        "    server.accept()\n"
+        "except OSError as exc:\n"
+        "    results['accept'] = [type(exc).__name__, exc.errno]\n"
+        "results['polls_after'] = sum(len(selector.select(0.1)) for _ in range(3))\n"
+        "for mode in (None, 0.0):\n"
+        "    server.settimeout(mode); started = time.monotonic()\n"
+        "    try:\n"
+        "        server.accept()\n"
+        "    except OSError as exc:\n"
+        "        results[f'again_{mode}'] = [exc.errno, time.monotonic() - started < 1]\n"
+        "results['name'] = list(server.getsockname())\n"
+        "server.close()\n"
+        "print(json.dumps(results), flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", program], env=node.env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        assert child.stdout.readline().startswith("ready")
+        node.kill()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        results = json.loads(child.stdout.readline())
+        child.wait(10)
+    finally:
+        child.kill()
+    assert results["first_poll"] == 1 and results["accept"] == ["ConnectionAbortedError", 103]
+    assert results["polls_after"] == 0
+    assert results["again_None"] == [103, True] and results["again_0.0"] == [103, True]
+    assert results["name"] == [node.address, 8000]
+
+
 def test_closing_a_listener_frees_its_port(daemons: DaemonFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     node = daemons("a")
     use_daemon(monkeypatch, node)
