@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno as _errno
 import os as _os
 import socket as _stdlib
+from _thread import LockType
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ class PilotState:
         "bound",
         "conn_id",
         "connecting",
+        "dialing",
         "eof",
         "kind",
         "listening",
@@ -52,6 +54,7 @@ class PilotState:
         self.bound = False
         self.tcp_options: dict[int, int] = {}
         self.connecting = False  # a non-blocking connect is in progress (G6)
+        self.dialing: LockType | None = None  # held while a thread waits in a blocking connect()
         self.saved_sndbuf = 0
         self.unreported = False  # like Linux: the first connect() after it completes returns 0
         self.shut_write = False  # shutdown(SHUT_WR) was called: an end of stream is then no reset

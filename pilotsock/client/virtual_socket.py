@@ -13,6 +13,7 @@ returns an address. Sockets of other families are left completely to the stdlib 
 
 from __future__ import annotations
 
+import _thread
 import errno as _errno
 import os as _os
 import socket as _stdlib
@@ -294,26 +295,29 @@ class socket(SocketBase):
         if timeout == 0.0:
             request["nonblocking"] = True
             timeout = CONTROL_TIMEOUT  # only the local exchange; the handshake goes on after it
-        if state.bound:  # our fd is the control connection that holds the port
-            reply, fds = self._control_on_self(request, timeout)
-        else:
-            request["reuse"] = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
-            reply, fds = self._dial_on(take_control(timeout=CONTROL_TIMEOUT), request, timeout)
-        raise_for(reply, fds)
-        for extra in fds[1:]:
-            _os.close(extra)
-        # The state says "connected" before the fd is: another thread that sees the stream's
-        # data or EOF on our fd (the peer may accept and close at once) must not read ENOTCONN.
-        state.bound = True
-        state.local = Addr(*reply["address"])
-        state.local_port = int(reply["local_port"])
-        state.peer, state.peer_port = Addr(*reply["peer"]), int(reply["peer_port"])
-        state.conn_id = reply.get("conn")
+        # Another thread may use the socket meanwhile (the peer can accept, write and close
+        # before this thread has its reply): its recv/send wait for the outcome, as on a kernel
+        # socket in SYN_SENT, instead of reading "not connected".
+        dialing = state.dialing = _thread.allocate_lock()
+        dialing.acquire()
         try:
+            if state.bound:  # our fd is the control connection that holds the port
+                reply, fds = self._control_on_self(request, timeout)
+            else:
+                request["reuse"] = bool(super().getsockopt(_stdlib.SOL_SOCKET, _stdlib.SO_REUSEADDR))
+                reply, fds = self._dial_on(take_control(timeout=CONTROL_TIMEOUT), request, timeout)
+            raise_for(reply, fds)
+            for extra in fds[1:]:
+                _os.close(extra)
             self._become(fds[0])
-        except BaseException:
-            state.peer = None
-            raise
+            state.bound = True
+            state.local = Addr(*reply["address"])
+            state.local_port = int(reply["local_port"])
+            state.peer, state.peer_port = Addr(*reply["peer"]), int(reply["peer_port"])
+            state.conn_id = reply.get("conn")
+        finally:
+            state.dialing = None
+            dialing.release()
         self.counters["virtual.connect"] += 1
         if reply.get("pending"):
             self._start_pending_connect()
@@ -397,7 +401,14 @@ class socket(SocketBase):
         if state.peer is None:
             if self.fileno() == -1:
                 raise bad_fd()
-            raise os_error(_errno.EPIPE if sending else _errno.ENOTCONN)  # kernel TCP's choices
+            dialing = state.dialing
+            if dialing is not None:  # another thread's connect() is under way: wait for it
+                timeout = self.gettimeout()
+                if not dialing.acquire(timeout=-1 if timeout is None else timeout):
+                    raise os_error(_errno.EAGAIN) if timeout == 0.0 else TimeoutError("timed out")
+                dialing.release()
+            if state.peer is None:
+                raise os_error(_errno.EPIPE if sending else _errno.ENOTCONN)  # kernel TCP's choices
         if state.connecting:
             self._settle()
 

@@ -576,3 +576,46 @@ def test_asyncio_tls_echo(node: DaemonProcess, certificates: Any) -> None:
         await server.wait_closed()
 
     asyncio.run(main())
+
+
+def test_another_threads_recv_waits_for_a_connect_under_way(node: DaemonProcess,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernel TCP: recv on a socket in SYN_SENT waits for the handshake. Here the peer accepts,
+    writes and closes before the connecting thread has its reply (held back on purpose)."""
+    import pilotsock.client.virtual_socket as virtual_socket
+
+    started = threading.Event()
+    real_take_control = virtual_socket.take_control
+
+    def slow_take_control(**kwargs: Any) -> Any:
+        started.set()
+        time.sleep(0.3)
+        return real_take_control(**kwargs)
+
+    monkeypatch.setattr(virtual_socket, "take_control", slow_take_control)
+    server = psocket.create_server(("", 0), family=psocket.AF_PILOT)
+    client = psocket.socket(psocket.AF_PILOT, psocket.SOCK_STREAM)
+    client.settimeout(5)
+    received: list[Any] = []
+
+    def reader() -> None:
+        started.wait(5)
+        try:
+            received.append(client.recv(10))
+        except OSError as exc:
+            received.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    client.connect(server.getsockname())
+    conn, _ = server.accept()
+    conn.sendall(b"hi")
+    conn.close()
+    thread.join(5)
+    assert received == [b"hi"]
+    nonblocking = psocket.socket(psocket.AF_PILOT, psocket.SOCK_STREAM)
+    with pytest.raises(OSError) as not_connected:  # no connect under way: at once, as before
+        nonblocking.recv(1)
+    assert not_connected.value.errno == errno.ENOTCONN
+    for sock in (client, server, nonblocking):
+        sock.close()
