@@ -242,7 +242,7 @@ class EchoApp:
     def deliver(self, now: float) -> None:
         conn = self.endpoint.conn
         while conn.readable_bytes and conn.send_space:
-            chunk = conn.take_received(conn.send_space)
+            chunk = conn.take_received(conn.send_space, now)
             conn.write(chunk, now)
 
     def on_peer_eof(self, now: float) -> None:

@@ -108,7 +108,7 @@ class SimulatedLink:
         if side.close_after_write and not side.pending_write:
             conn.shutdown_write(self.now)
         if side.reading and conn.readable_bytes:
-            side.received += conn.take_received()
+            side.received += conn.take_received(now=self.now)
         for segment in conn.segments_to_send(self.now):
             self._transmit(index, segment)
         for event in conn.pop_events():
@@ -116,7 +116,7 @@ class SimulatedLink:
             if event is ConnEvent.PEER_EOF:
                 side.eof = True
         if side.reading and conn.readable_bytes:
-            side.received += conn.take_received()
+            side.received += conn.take_received(now=self.now)
             for segment in conn.segments_to_send(self.now):
                 self._transmit(index, segment)
 

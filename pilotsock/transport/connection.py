@@ -182,14 +182,20 @@ class StreamConnection:
     def consume_received(self, count: int, now: float) -> None:
         """The owner delivered ``count`` bytes from ``receive_queue.peek()`` to the application."""
         self.receive_queue.consume(count)
-        self._receive_tuner.on_consumed(count, now, max(self.rtt.srtt or 0.0, self.config.autotune_min_interval))
-        self._maybe_window_update()
+        self._on_consumed(count, now)
 
-    def take_received(self, max_bytes: int | None = None) -> bytes:
-        """Remove and return in-order bytes (alternative to peek/consume)."""
+    def take_received(self, max_bytes: int | None = None, now: float | None = None) -> bytes:
+        """Remove and return in-order bytes (alternative to peek/consume). With ``now``, what
+        was taken counts as the application's reading for receive buffer autotuning."""
         data = self.receive_queue.take(max_bytes)
-        self._maybe_window_update()
+        self._on_consumed(len(data), now)
         return data
+
+    def _on_consumed(self, count: int, now: float | None) -> None:
+        if now is not None:
+            interval = max(self.rtt.srtt or 0.0, self.config.autotune_min_interval)
+            self._receive_tuner.on_consumed(count, now, interval)
+        self._maybe_window_update()
 
     def shutdown_write(self, now: float) -> None:
         """The application finished writing: FIN once everything sent is acknowledged."""

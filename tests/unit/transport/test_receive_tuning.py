@@ -54,6 +54,28 @@ def test_a_connection_advertises_the_initial_buffer_then_what_its_reader_earns()
     assert ack.window_units == capacity // WINDOW_UNIT_BYTES
 
 
+def test_taking_received_bytes_with_a_clock_tunes_like_consuming_them() -> None:
+    """The daemon's echo service takes bytes instead of peeking: its window grows the same way;
+    without ``now`` (the drain after close) nothing is tuned."""
+    config = dataclasses.replace(CONFIG, receive_buffer_initial_bytes=256 * KIB, receive_buffer_bytes=8 * MIB)
+    capacities = []
+    for clock in (True, False):
+        conn = StreamConnection(config, iss=500)
+        conn.open_passive(99, 64, 0.0)
+        conn.segments_to_send(0.0)
+        conn.on_segment(ACK, 100, 501, 64, b"", 0.001)
+        seq, now = 100, 0.001
+        assert conn.rtt.srtt is not None
+        for _ in range(40):
+            for _ in range(3):
+                conn.on_segment(ACK, seq, 501, 64, b"x" * (64 * KIB), now)
+                seq += 64 * KIB
+                assert len(conn.take_received(None, now if clock else None)) == 64 * KIB
+            now += conn.rtt.srtt
+        capacities.append(conn.receive_queue.capacity_bytes)
+    assert capacities[0] >= 2 * 192 * KIB and capacities[1] == 256 * KIB
+
+
 def test_a_flight_the_peers_window_limits_is_marked_app_limited() -> None:
     """Rate samples taken while the receiver's (growing) window holds the sender back must not
     look like a full pipe, or BBR would leave startup at the window's pace."""
