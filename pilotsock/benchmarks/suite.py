@@ -137,6 +137,24 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+@dataclass
+class CpuUse:
+    daemons: float = 0.0  # CPU seconds of both daemons
+    host_busy: float = 0.0  # percent of all the machine's CPUs busy (every process)
+
+
+@contextmanager
+def _cpu_use(daemons: list[psutil.Process]) -> Iterator[CpuUse]:
+    """What a workload cost: the daemons' CPU seconds, and how busy the whole host was (a
+    latency that the CPUs' saturation explains reads differently from one spent waiting)."""
+    use = CpuUse()
+    before = _cpu_seconds(daemons)
+    psutil.cpu_percent(None)  # starts the host's interval
+    yield use
+    use.host_busy = psutil.cpu_percent(None)
+    use.daemons = _cpu_seconds(daemons) - before
+
+
 def _peak_rss_bytes(process: psutil.Process) -> int:
     """VmHWM: the highest resident set size the process reached."""
     try:
@@ -198,11 +216,15 @@ class Bench:
             self.figures.append(Figure("echo", f"(b) echo bulk {s.echo_mb} MB", "MB/s", pilot, kernel,
                                        goal=">= 120 MB/s"))
 
-            def latencies(role: str, count: int, key: str, label: str, goal: str) -> None:
+            def latencies(role: str, count: int, key: str, label: str, goal: str, per: str) -> None:
                 samples: dict[str, list[float]] = {}
+                use = CpuUse()
 
                 def measure(family: str) -> float:
-                    samples[family] = client(role, family, "--count", str(count))["samples"]
+                    with _cpu_use(self.daemons) as measured:
+                        samples[family] = client(role, family, "--count", str(count))["samples"]
+                    if family == "pilot":
+                        use.daemons, use.host_busy = measured.daemons, measured.host_busy
                     return 0.0
 
                 self._both(f"{label} x{count}", measure)
@@ -211,16 +233,25 @@ class Bench:
                                                _percentile(samples["pilot"], fraction) * 1e3,
                                                _percentile(samples["kernel"], fraction) * 1e3,
                                                higher_is_better=False, goal=target))
+                self._cpu_figures(key, label, per, use, len(samples["pilot"]))
 
-            latencies("dial", s.dials, "dial", "(c) connection setup", "<= 0.25 ms")
-            latencies("rtt", s.pings, "rtt", "(d) 8-byte RTT", "<= 0.20 ms")
+            latencies("dial", s.dials, "dial", "(c) connection setup", "<= 0.25 ms", "dial")
+            latencies("rtt", s.pings, "rtt", "(d) 8-byte RTT", "<= 0.20 ms", "ping")
         self.figures.append(Figure("cpu_per_gb", "(g) daemon CPU per GB (both, one-way)", "CPU s/GB", cpu_per_gb,
                                    higher_is_better=False))
+
+    def _cpu_figures(self, key: str, label: str, per: str, use: CpuUse, count: int) -> None:
+        """The daemons' CPU per operation and the host's load, of the pilotsock run just measured."""
+        tag = label.split(" ", 1)[0]
+        self.figures.append(Figure(f"{key}_daemon_cpu", f"{tag} daemon CPU per {per} (both)", "us",
+                                   use.daemons / max(1, count) * 1e6, higher_is_better=False))
+        self.figures.append(Figure(f"{key}_host_busy", f"{tag} host CPU busy (all processes)", "%",
+                                   use.host_busy, higher_is_better=False))
 
     def http(self) -> None:
         s = self.settings
 
-        def load(family: str, port: int, clients: int, keep_alive: bool) -> float:
+        def load(family: str, port: int, clients: int, keep_alive: bool, use: CpuUse | None = None) -> float:
             start_at = time.time() + 1.0  # room for the clients' imports
             processes = [subprocess.Popen(
                 [*WORKLOADS, "http-client", "--family", family, "--host", self.hosts[family], "--port", str(port),
@@ -228,9 +259,13 @@ class Bench:
                  *(["--keep-alive"] if keep_alive else [])],
                 env=self.envs[family], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for _ in range(clients)]
+            time.sleep(max(0.0, start_at - time.time()))
+            with _cpu_use(self.daemons) as measured:  # the clients' run, not their imports
+                outputs = [process.communicate(timeout=CLIENT_TIMEOUT_SECONDS) for process in processes]
+            if use is not None:
+                use.daemons, use.host_busy = measured.daemons, measured.host_busy
             total = 0
-            for process in processes:
-                out, err = process.communicate(timeout=CLIENT_TIMEOUT_SECONDS)
+            for process, (out, err) in zip(processes, outputs, strict=True):
                 if process.returncode != 0:
                     raise RuntimeError(f"http client on {family} failed: {err[-2000:]}")
                 total += json.loads(out.strip().splitlines()[-1])["requests"]
@@ -247,10 +282,15 @@ class Bench:
                 self.figures.append(Figure(f"http_keepalive_{clients}", f"(e) HTTP keep-alive, {clients} client(s)",
                                            "req/s", pilot, kernel, goal=">= 0.8x kernel"))
             clients = max(1, s.http_clients // 2)
-            pilot, kernel = self._both(f"HTTP new connection, {clients} clients",
-                                       lambda family: load(family, ports[family], clients, False))
+            use = CpuUse()
+
+            def new_connections(family: str) -> float:
+                return load(family, ports[family], clients, False, use if family == "pilot" else None)
+
+            pilot, kernel = self._both(f"HTTP new connection, {clients} clients", new_connections)
             self.figures.append(Figure("http_new_connection", f"(f) new connection per request, {clients} clients",
                                        "req/s", pilot, kernel, goal=">= 1000 req/s"))
+            self._cpu_figures("http_new_connection", "(f)", "request", use, round(pilot * s.http_seconds))
 
     def daemon_footprint(self) -> None:
         self.progress.step("idle daemons")
