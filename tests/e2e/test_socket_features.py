@@ -375,7 +375,7 @@ def test_daemon_counts_each_processs_stream_traffic(node: DaemonProcess, tmp_pat
                 accepted.sendall(b"ok")
                 assert child.communicate(timeout=30)[0].strip() == "2"
     after = traffic()
-    assert tuple(a - b for a, b in zip(after[os.getpid()], before)) == (3, 1000 + 5000 + 2, 1000 + 5000 + 3000)
+    assert tuple(a - b for a, b in zip(after[os.getpid()], before, strict=True)) == (3, 1000 + 5000 + 2, 1000 + 5000 + 3000)
     assert after[child.pid] == (1, 3000, 2)
 
 
@@ -400,7 +400,7 @@ def test_default_selector_drives_200_connections(node: DaemonProcess) -> None:
         sent_round = [0] * count
         stop_at = time.monotonic() + 60
         while len(replies) < count * rounds and time.monotonic() < stop_at:
-            for key, events in selector.select(1):
+            for key, _events in selector.select(1):
                 tag = key.data
                 if tag == "listener":
                     while True:
