@@ -41,11 +41,10 @@ class Scheduler:
             self._deadlines[key] = deadline
         if len(self._heap) > 2 * len(self._deadlines) + _COMPACT_SLACK:
             self._compact()
-        if deadline is None:
-            return
-        heapq.heappush(self._heap, (deadline, next(self._counter), key))
-        if self._armed_at is None or deadline < self._armed_at:
-            self._arm()
+        if deadline is not None:
+            heapq.heappush(self._heap, (deadline, next(self._counter), key))
+            if self._armed_at is None or deadline < self._armed_at:
+                self._arm()
 
     def cancel(self, key: Hashable) -> None:
         self.schedule(key, None)

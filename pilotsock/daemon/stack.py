@@ -28,7 +28,7 @@ from pilotsock.errors import ErrorCode, MalformedFrame
 from pilotsock.transport.admission import Admission, Verdict
 from pilotsock.transport.connection import ConnEvent, OutSegment, State, StreamConnection
 from pilotsock.transport.ports import PortTable
-from pilotsock.transport.time_wait import TimeWaitTable
+from pilotsock.transport.time_wait import ConnKey, Remnant, TimeWaitTable
 from pilotsock.tunnel.peers import PeerPath, PeerTable
 from pilotsock.wire.header import VERSION, Flag, Packet, Protocol, decode_packet, encode_packet
 
@@ -198,27 +198,23 @@ class NodeStack:
                                          packet.payload, now)
                 self._dirty[endpoint] = None
                 return
-        elif key in self.time_wait and not self._on_time_wait_packet(key, flags, now):
-            return
+        else:
+            remnant = self.time_wait.get(key)
+            if remnant is not None and not self._on_time_wait_packet(key, remnant, flags, now):
+                return
         if flags & SYN and not flags & ACK:
             self._on_syn(packet, now)
         else:
             self.count("stream.no_connection")
 
-    def _on_time_wait_packet(self, key: tuple[int, int, int, int], flags: int, now: float) -> bool:
+    def _on_time_wait_packet(self, key: ConnKey, remnant: Remnant, flags: int, now: float) -> bool:
         """A segment for a connection in TIME_WAIT; True if it opens a new incarnation (a SYN)."""
         if flags & SYN and not flags & ACK or flags & RST:
             self._end_time_wait(key)
             return not flags & RST
         if flags & FIN:  # our last ACK was lost: acknowledge again
-            remnant = self.time_wait.get(key)
-            assert remnant is not None
             self.count("stream.time_wait_acks")
-            local_port, network, node, remote_port = key
-            segment = remnant.ack()
-            self._route(Packet(segment.flags, STREAM, self.own.network, self.own.node, network, node, local_port,
-                               remote_port, segment.seq, segment.ack, segment.window_units, b""), now)
-            self.request_flush()
+            self._emit(key, remnant.ack(), now)
         return False
 
     def _on_syn(self, packet: Packet, now: float) -> None:
@@ -370,7 +366,7 @@ class NodeStack:
         for event in events:
             self._on_event(endpoint, event, now)
         for segment in conn.segments_to_send(now):
-            self._emit(endpoint, segment, now)
+            self._emit(endpoint.key, segment, now)
         if events and not conn.is_closed:
             # Handlers may have queued output (e.g. the echo's FIN after the peer's): flush again
             # in the next round. Loop-free: a second pass produces no new events.
@@ -398,7 +394,7 @@ class NodeStack:
         if not had_remnants:
             self._schedule(self.time_wait, self.time_wait.next_deadline())
 
-    def _end_time_wait(self, key: tuple[int, int, int, int]) -> None:
+    def _end_time_wait(self, key: ConnKey) -> None:
         remnant = self.time_wait.remove(key)
         if remnant is not None:
             self.ports.connection_closed(STREAM, key[0], reuse=remnant.reuse)
@@ -469,19 +465,15 @@ class NodeStack:
             callback(endpoint, ErrorCode.RESET)
         self._schedule(endpoint, None)
         self._dirty.pop(endpoint, None)
-        self._release_app(endpoint)
-
-    def _release_app(self, endpoint: StreamEndpoint) -> None:
-        """The stream is done with its application: detach it and let it close (or drain)."""
-        if endpoint.app is not None:
+        if endpoint.app is not None:  # detach the application and let it close (or drain)
             app, endpoint.app = endpoint.app, None
             app.on_closed()
 
-    def _emit(self, endpoint: StreamEndpoint, segment: OutSegment, now: float) -> None:
-        remote = endpoint.remote
-        packet = Packet(segment.flags, STREAM, self.own.network, self.own.node, remote.network, remote.node,
-                        endpoint.local_port, endpoint.remote_port, segment.seq, segment.ack,
-                        segment.window_units, segment.payload)
+    def _emit(self, key: ConnKey, segment: OutSegment, now: float) -> None:
+        """Send ``segment`` on the connection ``key`` (a stream's, or a TIME_WAIT remnant's)."""
+        local_port, network, node, remote_port = key
+        packet = Packet(segment.flags, STREAM, self.own.network, self.own.node, network, node,
+                        local_port, remote_port, segment.seq, segment.ack, segment.window_units, segment.payload)
         self._route(packet, now)
 
     def _send_reset(self, packet: Packet, now: float) -> None:
